@@ -1,0 +1,363 @@
+"""GLiNER checkpoints in and out: the only module that knows GLiNER's file format.
+
+* ``gliner_config.json`` <-> :class:`AnyNERConfig`, with every generation of the
+  format seen on the Hub (v0 ``marker`` files, the 2024 v1/v2/v2.1 files with no
+  token ids, library re-saves, v2.5, 2025 files with a full ``encoder_config``).
+* GLiNER state-dict keys <-> anyner module names, with every shape checked.
+* Hub ids are fetched with ``huggingface_hub`` into its usual cache; nothing else
+  in anyner touches the network.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
+from transformers.models.auto import CONFIG_MAPPING
+
+from anyner.config import SPAN_MODES, AnyNERConfig
+
+CONFIG_NAME = "gliner_config.json"
+SAFETENSORS_NAME = "model.safetensors"
+PICKLE_FREE_BIN_NAME = "pytorch_model.bin"  # read with torch.load(weights_only=True): no code is unpickled
+FLERT_TOKEN = "[FLERT]"
+
+# GLiNER prefix -> anyner prefix. Longest GLiNER prefixes first.
+KEY_MAP = (
+    ("token_rep_layer.bert_layer.model.", "encoder.transformer."),
+    ("token_rep_layer.projection.", "encoder.projection."),
+    ("span_rep_layer.span_rep_layer.", "span."),
+    ("prompt_rep_layer.", "label_proj."),
+    ("rnn.", "rnn."),
+)
+
+# Fields GLiNER configs carry that select a variant anyner does not implement:
+# field -> predicate telling whether the value is the supported (plain span model) one.
+_UNSUPPORTED = {
+    "labels_encoder": lambda v: not v,  # bi-encoder
+    "labels_decoder": lambda v: not v,  # label-generating decoder
+    "decoder_mode": lambda v: not v,
+    "relations_layer": lambda v: not v,  # relation extraction
+    "post_fusion_schema": lambda v: not v,
+    "fuse_layers": lambda v: not v,
+    "span_encoder_config": lambda v: not v,
+    "precomputed_prompts_mode": lambda v: not v,
+    "subtoken_pooling": lambda v: v in (None, "first"),
+    "words_splitter_type": lambda v: v in (None, "whitespace"),
+    "model_type": lambda v: v in (None, "gliner", "gliner_uni_encoder_span"),
+}
+
+# Fields that describe the network: read into AnyNERConfig. All others are kept in ``extra``.
+_NETWORK_FIELDS = {
+    "model_name", "encoder_config", "hidden_size", "max_width", "span_mode", "num_rnn_layers", "has_rnn",
+    "dropout", "ent_token", "sep_token", "class_token_index", "vocab_size", "max_len", "max_types",
+    "embed_ent_token", "name", "transformers_version",
+}  # fmt: skip
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or does not match its config."""
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> AnyNERConfig:
+    """Translate a parsed ``gliner_config.json`` into :class:`AnyNERConfig`.
+
+    Raises:
+        NotImplementedError: the file describes a variant anyner does not implement
+            (token-level, bi-encoder, decoder, relation extraction, ...).
+    """
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{source}: expected a JSON object, got {type(raw).__name__}")
+    span_mode = raw.get("span_mode", "markerV0")
+    if span_mode not in SPAN_MODES:
+        raise NotImplementedError(
+            f"{source}: span_mode={span_mode!r} is not supported (anyner implements span models with "
+            f"span_mode {' or '.join(SPAN_MODES)}; token_level models are another variant)"
+        )
+    for key, ok in _UNSUPPORTED.items():
+        if key in raw and not ok(raw[key]):
+            raise NotImplementedError(
+                f"{source}: {key}={raw[key]!r} selects a GLiNER variant anyner does not implement "
+                "(it supports uni-encoder span models)"
+            )
+    if "num_rnn_layers" in raw:
+        rnn_layers = int(raw["num_rnn_layers"])
+    elif "has_rnn" in raw:
+        rnn_layers = 1 if raw["has_rnn"] else 0
+    else:
+        rnn_layers = 1  # every GLiNER generation before the field existed had one BiLSTM layer
+    encoder_config = raw.get("encoder_config")
+    if encoder_config is not None and not isinstance(encoder_config, dict):
+        raise CheckpointError(f"{source}: encoder_config must be an object or null")
+    try:
+        return AnyNERConfig(
+            encoder=raw.get("model_name", "microsoft/deberta-v3-small"),
+            encoder_config=encoder_config,
+            hidden_size=int(raw.get("hidden_size", 512)),
+            max_width=int(raw.get("max_width", 12)),
+            span_mode=span_mode,
+            num_rnn_layers=rnn_layers,
+            dropout=float(raw.get("dropout", 0.4)),
+            ent_token=raw.get("ent_token", "<<ENT>>"),
+            sep_token=raw.get("sep_token", "<<SEP>>"),
+            class_token_index=int(raw.get("class_token_index", -1)),
+            vocab_size=int(raw.get("vocab_size", -1)),
+            max_len=int(raw.get("max_len", 384)),
+            max_types=int(raw.get("max_types", 25)),
+            embed_ent_token=bool(raw.get("embed_ent_token", True)),
+            name=str(raw.get("name", "gliner")),
+            extra={k: v for k, v in raw.items() if k not in _NETWORK_FIELDS and k not in _UNSUPPORTED},
+        )
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{source}: {e}") from e
+
+
+def config_to_gliner(config: AnyNERConfig, hf_config: PretrainedConfig) -> dict[str, Any]:
+    """The ``gliner_config.json`` contents for a model, loadable by anyner and by ``gliner``."""
+    encoder_config = hf_config.to_dict()
+    encoder_config["model_type"] = hf_config.model_type
+    out = dict(config.extra)
+    out.update(
+        model_name=config.encoder,
+        encoder_config=encoder_config,
+        name=config.name,
+        hidden_size=config.hidden_size,
+        max_width=config.max_width,
+        span_mode=config.span_mode,
+        num_rnn_layers=config.num_rnn_layers,
+        dropout=config.dropout,
+        ent_token=config.ent_token,
+        sep_token=config.sep_token,
+        class_token_index=config.class_token_index,
+        vocab_size=config.vocab_size,
+        max_len=config.max_len,
+        max_types=config.max_types,
+        embed_ent_token=config.embed_ent_token,
+        words_splitter_type="whitespace",
+        subtoken_pooling="first",
+        fuse_layers=False,
+        post_fusion_schema="",
+        model_type="gliner_uni_encoder_span",
+    )
+    return out
+
+
+def read_config(folder: Path) -> AnyNERConfig:
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{folder} has no {CONFIG_NAME}: it is not a GLiNER/anyner model folder")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from e
+    return config_from_gliner(raw, str(path))
+
+
+def encoder_hf_config(config: AnyNERConfig) -> PretrainedConfig:
+    """The encoder's transformers config: from ``encoder_config`` when present, else from ``encoder``."""
+    if config.encoder_config is not None:
+        values = dict(config.encoder_config)
+        model_type = values.pop("model_type", "deberta-v2")  # GLiNER's default for an untyped encoder_config
+        if model_type not in CONFIG_MAPPING:
+            raise CheckpointError(f"encoder_config has an unknown model_type {model_type!r}")
+        hf_config = CONFIG_MAPPING[model_type](**values)
+    else:
+        try:
+            hf_config = AutoConfig.from_pretrained(config.encoder)
+        except OSError as e:
+            raise OSError(_offline_message(config.encoder, "the encoder's config", e)) from e
+    if config.vocab_size != -1:
+        hf_config.vocab_size = config.vocab_size
+    return hf_config
+
+
+# ---------------------------------------------------------------------------- tokenizer
+
+
+def load_tokenizer(folder: Path | None, config: AnyNERConfig) -> PreTrainedTokenizerBase:
+    """The folder's tokenizer, or the encoder's when the folder holds none (GLiNER v1/v2/v2.1 repos)."""
+    source = (
+        str(folder) if folder is not None and (folder / "tokenizer_config.json").is_file() else config.encoder
+    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except OSError as e:
+        raise OSError(_offline_message(config.encoder, "the tokenizer", e)) from e
+    # GLiNER asks sentencepiece tokenizers for their bos/eos tokens; do the same so ids match.
+    if getattr(tokenizer, "add_bos_token", None) is not None and tokenizer.bos_token_id is not None:
+        tokenizer.add_bos_token = True
+    if getattr(tokenizer, "add_eos_token", None) is not None and tokenizer.eos_token_id is not None:
+        tokenizer.add_eos_token = True
+    return tokenizer
+
+
+def add_prompt_tokens(tokenizer: PreTrainedTokenizerBase, config: AnyNERConfig) -> None:
+    """Make sure the tokenizer knows the prompt tokens and that the config has their ids.
+
+    A config with ``class_token_index: -1`` (the 2024 v1/v2/v2.1 files, or a new model)
+    gets ``[FLERT]``, the entity and the separator token added, as GLiNER does. A config
+    with explicit ids is checked against the tokenizer; when the tokenizer lacks the
+    tokens they are added so that the ids come out as the config says.
+    """
+    ent, sep = config.ent_token, config.sep_token
+    vocab = tokenizer.get_vocab()
+    if config.class_token_index == -1 or config.vocab_size == -1:
+        extra = [FLERT_TOKEN] if config.add_flert_token else []
+        tokenizer.add_tokens([*extra, ent, sep], special_tokens=True)
+        config.class_token_index = tokenizer.convert_tokens_to_ids(ent)
+        config.vocab_size = len(tokenizer)
+        return
+    if ent not in vocab:
+        n = len(tokenizer)
+        if config.class_token_index == n + 1:
+            tokenizer.add_tokens([FLERT_TOKEN, ent, sep], special_tokens=True)
+        elif config.class_token_index == n:
+            tokenizer.add_tokens([ent, sep], special_tokens=True)
+        else:
+            raise CheckpointError(
+                f"class_token_index={config.class_token_index} does not fit the tokenizer ({n} tokens, no "
+                f"{ent!r}): the config and the tokenizer come from different models"
+            )
+    found = tokenizer.convert_tokens_to_ids(ent)
+    if found != config.class_token_index:
+        raise CheckpointError(
+            f"class_token_index={config.class_token_index} but the tokenizer gives {ent!r} id {found}: "
+            "the config and the tokenizer come from different models"
+        )
+    if sep not in tokenizer.get_vocab():
+        raise CheckpointError(f"the tokenizer has {ent!r} but not the separator token {sep!r}")
+
+
+# ---------------------------------------------------------------------------- weights
+
+
+def gliner_to_anyner_key(key: str) -> str | None:
+    """Map a GLiNER state-dict key to anyner's, or None for keys with no place here."""
+    key = re.sub(r"(^|\.)_orig_mod\.", r"\1", key)
+    if key.startswith("model.") and not key.startswith("model.embeddings"):
+        key = key[len("model.") :]  # a state dict saved from GLiNER's outer wrapper
+    for theirs, ours in KEY_MAP:
+        if key.startswith(theirs):
+            return ours + key[len(theirs) :]
+    return None
+
+
+def anyner_to_gliner_key(key: str) -> str:
+    for theirs, ours in KEY_MAP:
+        if key.startswith(ours):
+            return theirs + key[len(ours) :]
+    raise KeyError(key)
+
+
+def weights_file(folder: Path) -> Path:
+    for name in (SAFETENSORS_NAME, PICKLE_FREE_BIN_NAME):
+        if (folder / name).is_file():
+            return folder / name
+    raise CheckpointError(f"{folder} holds no weights: expected {SAFETENSORS_NAME} or {PICKLE_FREE_BIN_NAME}")
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file. Nothing is unpickled: safetensors, or torch.load(weights_only=True)."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, corrupt or foreign files all land here
+        raise CheckpointError(f"cannot read weights from {path}: {type(e).__name__}: {e}") from e
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a flat dict of tensors")
+    return state
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load GLiNER-named weights into an anyner model, checking every key and shape."""
+    theirs = read_weights(path)
+    expected = model.state_dict()
+    mapped: dict[str, torch.Tensor] = {}
+    unexpected = []
+    for key, tensor in theirs.items():
+        ours = gliner_to_anyner_key(key)
+        if ours is None or ours not in expected:
+            if key.endswith("position_ids"):  # a buffer older transformers versions saved
+                continue
+            unexpected.append(key)
+            continue
+        if tuple(tensor.shape) != tuple(expected[ours].shape):
+            raise CheckpointError(
+                f"{path}: {key} has shape {tuple(tensor.shape)} but the config implies "
+                f"{tuple(expected[ours].shape)}; the weights and {CONFIG_NAME} do not belong together"
+            )
+        mapped[ours] = tensor
+    missing = [
+        anyner_to_gliner_key(k) for k in expected if k not in mapped and not k.endswith("position_ids")
+    ]
+    missing = [k for k in missing if not _is_buffer(model, k)]
+    if unexpected or missing:
+        raise CheckpointError(
+            f"{path} does not match {CONFIG_NAME}: "
+            + (f"missing {len(missing)} tensors (e.g. {missing[:3]}); " if missing else "")
+            + (f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})" if unexpected else "")
+        )
+    model.load_state_dict(mapped, strict=False)
+
+
+def _is_buffer(model: torch.nn.Module, gliner_key: str) -> bool:
+    ours = gliner_to_anyner_key(gliner_key)
+    return ours in dict(model.named_buffers())
+
+
+def gliner_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's weights under GLiNER names, contiguous and unshared, ready for safetensors."""
+    out = {}
+    buffers = dict(model.named_buffers())
+    for key, tensor in model.state_dict().items():
+        if key in buffers:
+            continue
+        out[anyner_to_gliner_key(key)] = tensor.detach().contiguous().clone()
+    return out
+
+
+# ---------------------------------------------------------------------------- hub
+
+
+def _offline_message(model_id: str, what: str, error: Exception) -> str:
+    return (
+        f"Could not get {what} for {model_id!r}: it is not in a local folder and the Hugging Face Hub "
+        f"could not be reached ({type(error).__name__}). Download the model where there is a network, "
+        "then pass its local folder, e.g. AnyNER.from_pretrained('/path/to/model') or "
+        "`anyner predict --model /path/to/model ...`; the folder must hold gliner_config.json and "
+        "model.safetensors or pytorch_model.bin."
+    )
+
+
+def resolve_folder(id_or_path: str | Path, revision: str | None = None, cache_dir: str | None = None) -> Path:
+    """A local model folder for a path or a Hub id (downloaded into the Hub cache)."""
+    path = Path(id_or_path).expanduser()
+    if path.is_dir():
+        return path
+    text = str(id_or_path)
+    looks_local = text.startswith((".", "/", "~")) or "\\" in text or text.count("/") > 1 or path.exists()
+    if looks_local:
+        raise FileNotFoundError(f"model folder {text!r} does not exist")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(
+                repo_id=text,
+                revision=revision,
+                cache_dir=cache_dir,
+                allow_patterns=["*.json", "*.safetensors", "pytorch_model.bin", "*.model", "*.txt"],
+            )
+        )
+    except Exception as e:  # network, auth and not-found errors all end the same way for the user
+        raise OSError(_offline_message(text, "the model", e)) from e

@@ -1,0 +1,80 @@
+"""The one typed model configuration, validated when it is made.
+
+``checkpoint.py`` translates a GLiNER ``gliner_config.json`` into this class and
+back; nothing else reads GLiNER's field names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SPAN_MODES = ("markerV0", "marker")
+
+
+@dataclass
+class AnyNERConfig:
+    """Configuration of a GLiNER span model (uni-encoder).
+
+    Attributes:
+        encoder: Hugging Face id or local folder of the encoder (GLiNER's ``model_name``).
+        encoder_config: the encoder's own config as a dict (``model_type`` included),
+            or None to read it from ``encoder`` when the model is built.
+        hidden_size: width D of word, span and label vectors.
+        max_width: K, the longest span in words.
+        span_mode: ``markerV0`` (v1/v2/v2.1/v2.5 checkpoints) or ``marker`` (v0, NuNER_Zero-span).
+        num_rnn_layers: BiLSTM layers over the words; 0 means none.
+        dropout: dropout of the head's MLPs (training only).
+        ent_token / sep_token: the prompt's special tokens.
+        class_token_index: tokenizer id of ``ent_token``; -1 until the tokens are added.
+        vocab_size: encoder vocabulary size after adding the tokens; -1 until then.
+        max_len: most words the model reads at once; longer texts are windowed.
+        max_types: most labels in one prompt during training.
+        embed_ent_token: label vector at ``<<ENT>>`` (True) or at the token after it.
+        add_flert_token: whether ``[FLERT]`` is added to the tokenizer before the
+            prompt tokens (GLiNER adds it, so ids match public checkpoints).
+        name: free-form name of the model.
+        extra: fields of the source config that do not change the network
+            (training settings), kept so a re-save loses nothing.
+    """
+
+    encoder: str = "microsoft/deberta-v3-small"
+    encoder_config: dict[str, Any] | None = None
+    hidden_size: int = 512
+    max_width: int = 12
+    span_mode: str = "markerV0"
+    num_rnn_layers: int = 1
+    dropout: float = 0.4
+    ent_token: str = "<<ENT>>"
+    sep_token: str = "<<SEP>>"
+    class_token_index: int = -1
+    vocab_size: int = -1
+    max_len: int = 384
+    max_types: int = 25
+    embed_ent_token: bool = True
+    add_flert_token: bool = True
+    name: str = "anyner"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.span_mode not in SPAN_MODES:
+            raise NotImplementedError(
+                f"span_mode={self.span_mode!r} is not supported; anyner implements {', '.join(SPAN_MODES)}"
+            )
+        for name in ("hidden_size", "max_width", "max_len", "max_types"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.num_rnn_layers, int) or self.num_rnn_layers < 0:
+            raise ValueError(f"num_rnn_layers must be an integer >= 0, got {self.num_rnn_layers!r}")
+        if self.num_rnn_layers and self.hidden_size % 2:
+            raise ValueError(f"hidden_size must be even with a BiLSTM, got {self.hidden_size}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not self.ent_token or not self.sep_token or self.ent_token == self.sep_token:
+            raise ValueError(
+                f"ent_token and sep_token must be distinct, non-empty: {self.ent_token!r}, {self.sep_token!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

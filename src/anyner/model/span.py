@@ -1,0 +1,92 @@
+"""Span and label scoring heads, with the algebra that keeps them cheap.
+
+Both span modes start from per-word start and end vectors and combine them
+linearly before a non-linearity (markerV0) or before the dot product with the
+label (marker). That linearity lets every per-span matrix product be replaced by
+per-word or per-label products:
+
+* markerV0: ``out_project`` is Linear(2D, 4D) -> ReLU -> Linear(4D, D). The first
+  Linear splits into a start part and an end part computed once per word; the
+  last Linear is folded into the label vectors: ``(W2 h + b2) . q = h . (W2^T q) + b2 . q``.
+* marker: ``out_project`` is one Linear(2D, D) after a ReLU, so the whole score is
+  ``start_i . q' + end_j . q'' + b . q``: no per-span vector at all.
+
+The results equal the direct computation up to float rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlp(d_in: int, d_hidden: int, d_out: int, dropout: float) -> nn.Sequential:
+    # Indices 0 and 3 hold the weights, as in GLiNER checkpoints.
+    return nn.Sequential(
+        nn.Linear(d_in, d_hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_hidden, d_out)
+    )
+
+
+def span_ends(x: torch.Tensor, max_width: int) -> torch.Tensor:
+    """(B, W, F) per-word values -> (B, W, K, F) values at the end word i + k.
+
+    Positions past the last word read zeros; those spans are invalid and masked
+    by the decoder.
+    """
+    B, W, F = x.shape
+    padded = torch.cat([x, x.new_zeros(B, max_width - 1, F)], dim=1)  # (B, W+K-1, F)
+    idx = (
+        torch.arange(W, device=x.device)[:, None] + torch.arange(max_width, device=x.device)[None, :]
+    )  # (W, K)
+    return padded[:, idx]  # (B, W, K, F)
+
+
+class MarkerV0(nn.Module):
+    """GLiNER ``markerV0``: start and end MLPs (D->4D->D), then an MLP over their concatenation."""
+
+    def __init__(self, hidden_size: int, max_width: int, dropout: float):
+        super().__init__()
+        D = hidden_size
+        self.max_width = max_width
+        self.project_start = mlp(D, 4 * D, D, dropout)
+        self.project_end = mlp(D, 4 * D, D, dropout)
+        self.out_project = mlp(2 * D, 4 * D, D, dropout)
+
+    def forward(self, words: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """words (B, W, D), labels (B, C, D) projected label vectors -> logits (B, W, K, C)."""
+        D = words.shape[-1]
+        first, drop, last = self.out_project[0], self.out_project[2], self.out_project[3]
+        start = self.project_start(words).relu()  # (B, W, D)
+        end = self.project_end(words).relu()  # (B, W, D)
+        a = nn.functional.linear(start, first.weight[:, :D], first.bias)  # (B, W, 4D)
+        b = nn.functional.linear(end, first.weight[:, D:])  # (B, W, 4D)
+        h = drop((a[:, :, None, :] + span_ends(b, self.max_width)).relu())  # (B, W, K, 4D)
+        q = labels @ last.weight  # (B, C, 4D): the last Linear folded into the labels
+        bias = labels @ last.bias  # (B, C)
+        return torch.einsum("bwkh,bch->bwkc", h, q) + bias[:, None, None, :]
+
+
+class Marker(nn.Module):
+    """GLiNER ``marker`` (v0): start and end MLPs (D->2D->D), then one Linear(2D, D) after a ReLU."""
+
+    def __init__(self, hidden_size: int, max_width: int, dropout: float):
+        super().__init__()
+        D = hidden_size
+        self.max_width = max_width
+        self.project_start = mlp(D, 2 * D, D, dropout)
+        self.project_end = mlp(D, 2 * D, D, dropout)
+        self.out_project = nn.Linear(2 * D, D)
+
+    def forward(self, words: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """words (B, W, D), labels (B, C, D) -> logits (B, W, K, C)."""
+        D = words.shape[-1]
+        w = self.out_project.weight  # (D, 2D)
+        start = self.project_start(words).relu() @ w[:, :D].T  # (B, W, D)
+        end = self.project_end(words).relu() @ w[:, D:].T  # (B, W, D)
+        s = start @ labels.transpose(1, 2)  # (B, W, C)
+        e = end @ labels.transpose(1, 2)  # (B, W, C)
+        bias = labels @ self.out_project.bias  # (B, C)
+        return s[:, :, None, :] + span_ends(e, self.max_width) + bias[:, None, None, :]
+
+
+SPAN_LAYERS: dict[str, type[nn.Module]] = {"markerV0": MarkerV0, "marker": Marker}

@@ -1,0 +1,110 @@
+"""Labels + words -> subword ids of ``<<ENT>> label ... <<SEP>> words``.
+
+This module is the only owner of the prompt layout. The tokenizer is called the
+way GLiNER calls it (``is_split_into_words=True``: each word on its own), so each
+word's subwords do not depend on its neighbours. That lets the prompt of a label
+set be tokenized once and cached, and each text's words be tokenized once however
+many windows and label groups it is scored in. A self-check at start-up falls back
+to tokenizing whole prompts if a tokenizer ever breaks that independence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from transformers import PreTrainedTokenizerBase
+
+from anyner.config import AnyNERConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """The tokenized label part of a prompt, ``<<ENT>> l1 <<ENT>> l2 ... <<SEP>>``."""
+
+    ids: tuple[int, ...]
+    label_offsets: tuple[int, ...]  # offset of each label's vector token within ``ids``
+
+
+@dataclass(frozen=True, slots=True)
+class PromptedInput:
+    """One sequence for the encoder: ``prefix + prompt + words + suffix``."""
+
+    input_ids: list[int]
+    word_index: list[int]  # first-subword position of each word, -1 for a word with no subword
+    label_index: list[int]  # position of each label's vector token
+
+
+class PromptBuilder:
+    """Builds encoder inputs for a tokenizer and a model config."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, config: AnyNERConfig, max_tokens: int):
+        self.tokenizer = tokenizer
+        self.ent_token = config.ent_token
+        self.sep_token = config.sep_token
+        self.label_shift = 0 if config.embed_ent_token else 1
+        self.max_tokens = max_tokens
+        probe = tokenizer(["a"], is_split_into_words=True, add_special_tokens=True)
+        first = probe.word_ids().index(0)
+        last = len(probe.word_ids()) - 1 - probe.word_ids()[::-1].index(0)
+        self.prefix = list(probe["input_ids"][:first])  # e.g. [CLS]
+        self.suffix = list(probe["input_ids"][last + 1 :])  # e.g. [SEP]
+        self.prompt = lru_cache(maxsize=256)(self._prompt)
+        if not self._check_concatenation():
+            raise NotImplementedError(
+                f"tokenizer {type(tokenizer).__name__} ({tokenizer.name_or_path}) tokenizes a word differently "
+                "depending on its neighbours, which this prompt builder does not support"
+            )
+
+    def word_pieces(self, words: Sequence[str]) -> list[list[int]]:
+        """Subword ids of each word, tokenized on its own (an empty list for none)."""
+        pieces: list[list[int]] = [[] for _ in words]
+        if not words:
+            return pieces
+        enc = self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False)
+        for tok, w in zip(enc["input_ids"], enc.word_ids(), strict=True):
+            if w is not None:
+                pieces[w].append(tok)
+        return pieces
+
+    def _prompt(self, labels: tuple[str, ...]) -> Prompt:
+        words: list[str] = []
+        for label in labels:
+            words += [self.ent_token, label]
+        words.append(self.sep_token)
+        pieces = self.word_pieces(words)
+        ids: list[int] = []
+        offsets = []
+        for i, p in enumerate(pieces):
+            if i % 2 == 0 and i < len(pieces) - 1:
+                offsets.append(len(ids) + self.label_shift)
+            ids += p
+        return Prompt(tuple(ids), tuple(offsets))
+
+    def build(self, labels: tuple[str, ...], pieces: Sequence[list[int]]) -> PromptedInput:
+        """The encoder input for one label group and one window of words (their ``word_pieces``)."""
+        prompt = self.prompt(labels)
+        start = len(self.prefix)
+        ids = self.prefix + list(prompt.ids)
+        word_index = []
+        for p in pieces:
+            word_index.append(len(ids) if p else -1)
+            ids += p
+        ids += self.suffix
+        return PromptedInput(ids, word_index, [start + o for o in prompt.label_offsets])
+
+    def prompt_length(self, labels: tuple[str, ...]) -> int:
+        """Subwords the prompt and special tokens take, before any word."""
+        return len(self.prefix) + len(self.prompt(labels).ids) + len(self.suffix)
+
+    def _check_concatenation(self) -> bool:
+        words = ["Héllo", "world", "!", "2024-05", "naïve", "東京", "e-mail", "x"]
+        labels = ("person", "date")
+        built = self.build(labels, self.word_pieces(words))
+        full = self.tokenizer(
+            [self.ent_token, labels[0], self.ent_token, labels[1], self.sep_token, *words],
+            is_split_into_words=True,
+            add_special_tokens=True,
+        )
+        return list(full["input_ids"]) == built.input_ids

@@ -1,0 +1,150 @@
+"""Loading errors: every broken folder gets an error that names the file and the problem."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from anyner import AnyNER
+from anyner.checkpoint import CheckpointError, config_from_gliner, gliner_to_anyner_key
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, minilm_dir):
+    torch.manual_seed(0)
+    model = AnyNER.from_encoder(minilm_dir, hidden_size=64, num_rnn_layers=0)
+    return model.save_pretrained(tmp_path_factory.mktemp("saved") / "m")
+
+
+def copy_folder(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_missing_folder_and_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        AnyNER.from_pretrained(tmp_path / "nope")
+    with pytest.raises(CheckpointError, match="gliner_config.json"):
+        AnyNER.from_pretrained(tmp_path)
+
+
+def test_bad_json_names_the_file(saved, tmp_path):
+    folder = copy_folder(saved, tmp_path / "m")
+    (folder / "gliner_config.json").write_text('{"span_mode": "markerV0",')
+    with pytest.raises(CheckpointError, match=r"gliner_config\.json is not valid JSON"):
+        AnyNER.from_pretrained(folder)
+
+
+def test_no_weights(saved, tmp_path):
+    folder = copy_folder(saved, tmp_path / "m")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="holds no weights"):
+        AnyNER.from_pretrained(folder)
+
+
+def test_truncated_weights(saved, tmp_path):
+    folder = copy_folder(saved, tmp_path / "m")
+    path = folder / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="cannot read weights from .*model.safetensors"):
+        AnyNER.from_pretrained(folder)
+
+
+def test_wrong_shape_names_the_tensor(saved, tmp_path):
+    folder = copy_folder(saved, tmp_path / "m")
+    state = load_file(folder / "model.safetensors")
+    state["prompt_rep_layer.0.weight"] = torch.zeros(3, 3)
+    save_file(state, folder / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"prompt_rep_layer\.0\.weight has shape \(3, 3\)"):
+        AnyNER.from_pretrained(folder)
+
+
+def test_missing_and_unexpected_keys(saved, tmp_path):
+    folder = copy_folder(saved, tmp_path / "m")
+    state = load_file(folder / "model.safetensors")
+    del state["prompt_rep_layer.3.bias"]
+    state["something.else"] = torch.zeros(1)
+    save_file(state, folder / "model.safetensors")
+    with pytest.raises(
+        CheckpointError, match=r"missing 1 tensors .*prompt_rep_layer\.3\.bias.*1 unexpected.*something\.else"
+    ):
+        AnyNER.from_pretrained(folder)
+
+
+def test_config_and_weights_from_different_models(saved, tmp_path):
+    folder = copy_folder(saved, tmp_path / "m")
+    config = json.loads((folder / "gliner_config.json").read_text())
+    config["hidden_size"] = 128
+    (folder / "gliner_config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="do not belong together"):
+        AnyNER.from_pretrained(folder)
+
+
+def test_pytorch_bin_loads_and_pickled_code_is_refused(saved, tmp_path):
+    folder = copy_folder(saved, tmp_path / "m")
+    state = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    torch.save(state, folder / "pytorch_model.bin")
+    assert AnyNER.from_pretrained(folder).predict("Bill Gates", ["person"], threshold=0.0)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    with open(folder / "pytorch_model.bin", "wb") as f:
+        pickle.dump({"x": Evil()}, f)
+    with pytest.raises(CheckpointError, match="cannot read weights"):
+        AnyNER.from_pretrained(folder)
+
+
+def test_hub_id_offline_error_names_the_id_and_the_fix():
+    with pytest.raises(OSError) as info:
+        AnyNER.from_pretrained("urchade/gliner_small-v2.1")
+    message = str(info.value)
+    assert "urchade/gliner_small-v2.1" in message and "Hub could not be reached" in message
+    assert "local folder" in message
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("span_mode", "token_level"),
+        ("labels_encoder", "BAAI/bge-small-en-v1.5"),
+        ("labels_decoder", "gpt2"),
+        ("relations_layer", "biaffine"),
+        ("post_fusion_schema", "l2l-l2t"),
+        ("fuse_layers", True),
+        ("words_splitter_type", "spacy"),
+        ("subtoken_pooling", "mean"),
+    ],
+)
+def test_unsupported_variants_name_field_and_value(field, value):
+    with pytest.raises(NotImplementedError, match=rf"{field}={value!r}".replace("[", r"\[")):
+        config_from_gliner({"model_name": "x", field: value})
+
+
+def test_old_config_fields():
+    assert config_from_gliner({"has_rnn": False}).num_rnn_layers == 0
+    assert config_from_gliner({"has_rnn": True}).num_rnn_layers == 1
+    assert config_from_gliner({}).num_rnn_layers == 1
+    kept = config_from_gliner({"lr_encoder": "1e-5", "warmup_ratio": 3000, "root_dir": "x"})
+    assert kept.extra == {"lr_encoder": "1e-5", "warmup_ratio": 3000, "root_dir": "x"}
+
+
+def test_key_map():
+    assert (
+        gliner_to_anyner_key("token_rep_layer.bert_layer.model.encoder.layer.0.x")
+        == "encoder.transformer.encoder.layer.0.x"
+    )
+    assert (
+        gliner_to_anyner_key("model.span_rep_layer.span_rep_layer.out_project.0.weight")
+        == "span.out_project.0.weight"
+    )
+    assert gliner_to_anyner_key("_orig_mod.prompt_rep_layer.3.bias") == "label_proj.3.bias"
+    assert gliner_to_anyner_key("unknown.weight") is None

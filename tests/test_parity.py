@@ -1,0 +1,89 @@
+"""Parity with the reference ``gliner`` package on the same checkpoints and real sentences.
+
+The reference builds and saves each model; anyner loads the folder. Entity lists
+must be identical and scores within 1e-4. The reverse direction (anyner saves,
+the reference loads) and a second encoder family are checked too.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from anyner import AnyNER
+from tests.conftest import build_reference, ood_sample
+
+gliner = pytest.importorskip("gliner", reason="the reference gliner package is not installed")
+
+TOL = 1e-4
+
+
+def reference(folder):
+    return gliner.GLiNER.from_pretrained(str(folder), local_files_only=True)
+
+
+def compare(ref_model, our_model, sample, flat: bool) -> tuple[int, float]:
+    """Assert identical entities; return (entities compared, max |score delta|)."""
+    n, worst = 0, 0.0
+    for name, sentences, labels in sample:
+        theirs = ref_model.batch_predict_entities(
+            sentences, labels, threshold=0.5, flat_ner=flat, batch_size=8
+        )
+        ours = our_model.batch_predict_entities(sentences, labels, threshold=0.5, flat_ner=flat, batch_size=8)
+        for sent, a, b in zip(sentences, theirs, ours, strict=True):
+            key_a = [(e["start"], e["end"], e["text"], e["label"]) for e in a]
+            key_b = [(e["start"], e["end"], e["text"], e["label"]) for e in b]
+            assert key_b == key_a, f"{name} ({'flat' if flat else 'nested'}): {sent!r}"
+            for x, y in zip(a, b, strict=True):
+                worst = max(worst, abs(x["score"] - y["score"]))
+            n += len(a)
+    assert worst <= TOL
+    return n, worst
+
+
+@pytest.mark.parametrize("which", ["ref_v21", "ref_v0"])
+def test_parity_on_ood_sentences(which, request, shared):
+    folder = request.getfixturevalue(which)
+    sample = ood_sample(shared, per_set=45)  # 7 sets x 45 = 315 sentences
+    assert sum(len(s) for _, s, _ in sample) >= 300
+    ref_model, our_model = reference(folder), AnyNER.from_pretrained(folder)
+    for flat in (True, False):
+        n, worst = compare(ref_model, our_model, sample, flat)
+        assert n > 300, "too few entities to say anything: the random head should fire"
+        print(f"{which} flat={flat}: {n} entities identical, max |delta score| = {worst:.2e}")
+
+
+def test_reverse_direction(ref_v21, tmp_path, shared):
+    """anyner saves (safetensors), the reference loads, the entities are the same."""
+    ours = AnyNER.from_pretrained(ref_v21)
+    out = ours.save_pretrained(tmp_path / "saved")
+    assert (out / "model.safetensors").is_file()
+    assert not (out / "pytorch_model.bin").exists()
+    sample = ood_sample(shared, per_set=8)
+    n, _ = compare(reference(out), ours, sample, flat=True)
+    assert n > 0
+    again = AnyNER.from_pretrained(out)  # and anyner reloads its own save
+    n2, _ = compare(reference(out), again, sample, flat=False)
+    assert n2 > 0
+
+
+def test_second_encoder_family_deberta(deberta_dir, tmp_path, shared):
+    folder = build_reference(
+        tmp_path / "ref_deberta", deberta_dir, seed=2, hidden_size=256, span_mode="markerV0", num_rnn_layers=1
+    )
+    ours = AnyNER.from_pretrained(folder)
+    assert type(ours.model.encoder.transformer).__name__ == "DebertaV2Model"
+    sample = ood_sample(shared, per_set=10)
+    for flat in (True, False):
+        n, _ = compare(reference(folder), ours, sample, flat)
+        assert n > 0
+
+
+def test_no_rnn_and_same_width_encoder(minilm_dir, tmp_path, shared):
+    """num_rnn_layers 0 and hidden_size equal to the encoder's (no projection layer)."""
+    folder = build_reference(
+        tmp_path / "ref_norrn", minilm_dir, seed=3, hidden_size=384, span_mode="markerV0", num_rnn_layers=0
+    )
+    ours = AnyNER.from_pretrained(folder)
+    assert ours.model.rnn is None and ours.model.encoder.projection is None
+    n, _ = compare(reference(folder), ours, ood_sample(shared, per_set=6), flat=True)
+    assert n > 0
