@@ -120,3 +120,19 @@ def ood_sample(shared: Path, per_set: int) -> list[tuple[str, list[str], list[st
         labels = json.loads((folder / "labels.json").read_text())
         out.append((folder.name, [r["sentence"] for r in records], labels))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory, minilm_dir) -> Path:
+    """A tiny random BERT encoder with the MiniLM tokenizer, for fast training tests."""
+    from transformers import BertConfig, BertModel
+
+    out = tmp_path_factory.mktemp("tiny_bert")
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    BertModel(cfg).save_pretrained(out)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(minilm_dir / name, out / name)
+    return out

@@ -20,6 +20,35 @@ JSON object takes its "text" field. Exit status: 0 on success, 2 on bad argument
 input, 1 when the model cannot be loaded.
 """
 
+EXAMPLES_EVALUATE = """\
+examples:
+  anyner evaluate --model ./my-model --suite ood                      # the paper's zero-shot benchmark
+  anyner evaluate --model ./my-model --suite ood --limit 50 --json ood.json
+  anyner evaluate --model urchade/gliner_small-v2.1 --data ../shared/data/benchmark/ood/CrossNER_AI
+  anyner evaluate --data ../shared/data/benchmark/conll2003 --split dev --words gliner
+
+A benchmark folder holds <split>.json ([{"sentence", "entities": [{"name", "type", "pos"}]}],
+character offsets) and labels.json; a folder of such folders expands to them. Protocol: prompt
+with the lowercased names in labels.json, threshold 0.5, flat decoding, exact match on span and
+lowercased type; scores are micro P/R/F1 in percent. --suite ood is ../shared/data/benchmark/ood
+beside the repository, or under $ANYNER_SHARED; it also prints the paper's figures beside ours.
+Exit status: 0 on success, 2 on bad arguments or data, 1 when the model cannot be loaded.
+"""
+
+EXAMPLES_TRAIN = """\
+examples:
+  anyner train configs/builtin-minilm.toml                 # train as the config says
+  anyner train configs/builtin-minilm.toml --resume        # continue from the latest checkpoint
+  anyner train my.toml --resume --until-step 2000          # stop at step 2000 (a time-boxed session)
+
+The config is TOML with tables [model], [[data]] (one per corpus: path, weight, label_map,
+max_records, keep_empty), [train] (steps, batch_size, lr_encoder, lr_others, warmup_ratio,
+schedule, neg_ratio, max_types, drop_labels, loss, reduction, ema_decay, ...), [output]
+(dir, save_every, keep, log_every) and [eval] (data, every, limit). Relative paths are
+read from the config's folder. Checkpoints are written atomically to OUTPUT/checkpoints,
+metrics to OUTPUT/metrics.jsonl, the final model to OUTPUT/model.
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -60,6 +89,48 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--multi-label", action="store_true", help="let one span carry several labels")
     pr.add_argument("--batch-size", type=int, default=8, help="texts per model batch (default 8)")
     pr.set_defaults(func=cmd_predict)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="score a model on NER benchmark folders",
+        description="Exact-match micro precision, recall and F1 of a model on benchmark folders.",
+        epilog=EXAMPLES_EVALUATE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ev.add_argument("-m", "--model", help="model folder or Hub id (default: the built-in model)")
+    ev.add_argument(
+        "-d", "--data", nargs="+", type=Path, default=[], metavar="PATH",
+        help="benchmark folders, or folders holding them",
+    )  # fmt: skip
+    ev.add_argument("--suite", choices=("ood",), help="a named benchmark suite from the shared data folder")
+    ev.add_argument("--split", default="test", help="split file to read, <split>.json (default test)")
+    ev.add_argument("--limit", type=int, metavar="N", help="only the first N sentences of each dataset")
+    ev.add_argument(
+        "-t", "--threshold", type=float, default=0.5, help="minimum score in [0, 1] (default 0.5)"
+    )
+    ev.add_argument("--nested", action="store_true", help="allow entities inside entities (default flat)")
+    ev.add_argument(
+        "--words", choices=("whitespace", "gliner"), default="whitespace",
+        help="whitespace: the sentence split on spaces, as the paper's evaluation read it (default); "
+        "gliner: the raw sentence, split by the model",
+    )  # fmt: skip
+    ev.add_argument("--batch-size", type=int, default=8, help="texts per model batch (default 8)")
+    ev.add_argument("--json", type=Path, metavar="OUT", help="also write the scores to this JSON file")
+    ev.set_defaults(func=cmd_evaluate)
+
+    tr = sub.add_parser(
+        "train",
+        help="train a model from a config file",
+        description="Train a GLiNER span model: the paper's recipe, resumable checkpoints, a metrics log.",
+        epilog=EXAMPLES_TRAIN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tr.add_argument("config", type=Path, help="TOML training config")
+    tr.add_argument(
+        "--resume", action="store_true", help="continue from the latest checkpoint in the output folder"
+    )
+    tr.add_argument("--until-step", type=int, metavar="N", help="stop after step N (with a checkpoint)")
+    tr.set_defaults(func=cmd_train)
     return p
 
 
@@ -136,6 +207,57 @@ def cmd_predict(args: argparse.Namespace) -> int:
             width = max((len(e.text) for e in ents), default=0)
             for e in ents:
                 out.write(f"{e.text:<{width}}  {e.label:<20}  {e.score:.2f}  [{e.start}:{e.end}]\n")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from anyner import evaluate
+    from anyner.pipeline import AnyNER
+
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be a positive integer, got {args.limit}")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise ValueError(f"--threshold must be in [0, 1], got {args.threshold}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    paths = [*args.data, *([evaluate.suite_folder(args.suite)] if args.suite else [])]
+    if not paths:
+        raise ValueError("nothing to evaluate: give --data PATH [PATH ...] or --suite ood")
+    folders = evaluate.benchmark_folders(paths, split=args.split)  # bad data fails before the model loads
+    try:
+        model = AnyNER.from_pretrained(args.model)
+    except (OSError, NotImplementedError, ValueError) as e:
+        print(f"anyner: cannot load the model: {e}", file=sys.stderr)
+        return 1
+    try:
+        suite = evaluate.evaluate_suite(
+            model, folders, threshold=args.threshold, flat=not args.nested, limit=args.limit,
+            batch_size=args.batch_size, words=args.words, split=args.split, progress=sys.stderr.isatty(),
+        )  # fmt: skip
+    except OSError as e:
+        raise ValueError(f"cannot read the data: {e}") from e
+    out = sys.stdout
+    out.write(evaluate.format_table(suite))
+    for part in (evaluate.format_comparison(suite), evaluate.format_notes(suite)):
+        out.write("\n" + part if part else "")
+    if args.limit is not None:
+        out.write(f"\nscored on the first {args.limit} sentences of each dataset, not the full test sets\n")
+    if args.json:
+        text = json.dumps(suite.to_json(), indent=2) + "\n"
+        try:
+            args.json.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise ValueError(f"cannot write {args.json}: {e}") from e
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from anyner.train import Trainer, load_train_config
+
+    config = load_train_config(args.config)
+    if args.until_step is not None and args.until_step < 1:
+        raise ValueError(f"--until-step must be a positive integer, got {args.until_step}")
+    Trainer(config).fit(resume=args.resume, until_step=args.until_step)
     return 0
 
 

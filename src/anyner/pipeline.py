@@ -184,11 +184,42 @@ class AnyNER:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] must be a str, got {type(t).__name__}")
+        words = [split_words(t) for t in texts]
+        return self._predict(texts, words, labels, batch_size, threshold, flat, multi_label, progress)
+
+    def predict_words(
+        self,
+        words: Sequence[Sequence[str]],
+        labels: Labels | Sequence[Labels],
+        batch_size: int = 8,
+        threshold: float | Mapping[str, float] = 0.5,
+        flat: bool = True,
+        multi_label: bool = False,
+        progress: bool = False,
+    ) -> list[list[Entity]]:
+        """:meth:`predict_batch` for texts already split into words (e.g. CoNLL tokens).
+
+        Each text is ``" ".join(words)``; entity offsets are characters of that string.
+        """
+        texts, split = [], []
+        for i, ws in enumerate(words):
+            if isinstance(ws, str) or not all(isinstance(w, str) and w and not w.isspace() for w in ws):
+                raise TypeError(f"words[{i}] must be a list of non-blank strings")
+            pos, row = 0, []
+            for w in ws:
+                row.append(Word(w, pos, pos + len(w)))
+                pos += len(w) + 1
+            texts.append(" ".join(ws))
+            split.append(row)
+        return self._predict(texts, split, labels, batch_size, threshold, flat, multi_label, progress)
+
+    def _predict(
+        self, texts, words, labels, batch_size, threshold, flat, multi_label, progress
+    ) -> list[list[Entity]]:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         label_sets = self._label_sets(labels, len(texts))
         thresholds = [_thresholds(threshold, ls) for ls in label_sets]
-        words = [split_words(t) for t in texts]
         jobs = [job for i in range(len(texts)) for job in self._jobs(i, words[i], label_sets[i])]
         found: list[list[Candidates]] = [[] for _ in texts]
         for job, probs in self._run(jobs, batch_size, progress):

@@ -31,14 +31,11 @@ def span_ends(x: torch.Tensor, max_width: int) -> torch.Tensor:
     """(B, W, F) per-word values -> (B, W, K, F) values at the end word i + k.
 
     Positions past the last word read zeros; those spans are invalid and masked
-    by the decoder.
+    by the decoder. Built from K shifted slices: cheap to differentiate and to export.
     """
     B, W, F = x.shape
     padded = torch.cat([x, x.new_zeros(B, max_width - 1, F)], dim=1)  # (B, W+K-1, F)
-    idx = (
-        torch.arange(W, device=x.device)[:, None] + torch.arange(max_width, device=x.device)[None, :]
-    )  # (W, K)
-    return padded[:, idx]  # (B, W, K, F)
+    return torch.stack([padded[:, k : k + W] for k in range(max_width)], dim=2)  # (B, W, K, F)
 
 
 class MarkerV0(nn.Module):

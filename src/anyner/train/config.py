@@ -1,0 +1,174 @@
+"""Training settings: one dataclass per table of the TOML file, validated when made."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ModelSettings:
+    """The model to train: a new head on ``encoder``, or an existing model (``init_from``)."""
+
+    encoder: str = "minilm"  # "minilm" = the offline all-MiniLM-L6-v2 package; else a Hub id or folder
+    init_from: str | None = None  # a GLiNER/anyner folder to fine-tune instead of a new head
+    hidden_size: int = 512
+    span_mode: str = "markerV0"
+    num_rnn_layers: int = 1
+    dropout: float = 0.4
+    max_width: int = 12
+    max_len: int = 384  # most words per training example; longer ones are cropped at random
+
+
+@dataclass
+class DataSource:
+    """One corpus of the training mix."""
+
+    path: str
+    weight: float = 1.0  # sampling weight relative to the other sources
+    label_map: str | None = None  # name of a packaged label map (codes -> natural names)
+    format: str | None = None  # "gliner", "benchmark" or "conll"; None = detect
+    max_records: int | None = None  # read at most this many records
+    keep_empty: float = 1.0  # fraction of records without any span to keep
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation and sampling (defaults: the paper's recipe)."""
+
+    steps: int = 1000
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr_encoder: float = 1e-5
+    lr_others: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    schedule: str = "cosine"  # "cosine", "linear" or "constant" after warm-up
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    neg_ratio: float = 1.0  # negative labels per positive label: 1.0 = about half the prompt
+    max_types: int = 25
+    drop_labels: float = 0.5  # probability that an example keeps only a random subset of its labels
+    loss: str = "bce"  # "bce" or "focal"
+    focal_alpha: float = 0.75
+    focal_gamma: float = 2.0
+    reduction: str = "sum"  # "sum" (GLiNER) or "mean" over scored span-label pairs
+    ema_decay: float = 0.0  # 0 = off; else keep an exponential moving average of the weights
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+
+
+@dataclass
+class OutputSettings:
+    dir: str = "runs/anyner"
+    save_every: int = 200
+    keep: int = 3
+    log_every: int = 10
+
+
+@dataclass
+class EvalSettings:
+    data: list[str] = field(default_factory=list)  # benchmark folders (test.json + labels.json)
+    every: int = 0  # 0 = only at the end
+    limit: int | None = 200
+    threshold: float = 0.5
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    data: list[DataSource] = field(default_factory=list)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+
+    def __post_init__(self) -> None:
+        t = self.train
+        positive = {
+            "steps": t.steps,
+            "batch_size": t.batch_size,
+            "grad_accum": t.grad_accum,
+            "max_types": t.max_types,
+        }
+        for name, value in positive.items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
+        if not self.data and self.model.init_from is None:
+            raise ValueError("the config has no [[data]] source to train on")
+        for src in self.data:
+            if src.weight <= 0:
+                raise ValueError(f"data source {src.path!r}: weight must be > 0, got {src.weight}")
+            if not 0.0 <= src.keep_empty <= 1.0:
+                raise ValueError(
+                    f"data source {src.path!r}: keep_empty must be in [0, 1], got {src.keep_empty}"
+                )
+        if t.loss not in ("bce", "focal"):
+            raise ValueError(f"train.loss must be 'bce' or 'focal', got {t.loss!r}")
+        if t.reduction not in ("sum", "mean"):
+            raise ValueError(f"train.reduction must be 'sum' or 'mean', got {t.reduction!r}")
+        if t.schedule not in ("cosine", "linear", "constant"):
+            raise ValueError(f"train.schedule must be cosine, linear or constant, got {t.schedule!r}")
+        if not 0.0 <= t.warmup_ratio < 1.0:
+            raise ValueError(f"train.warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
+        if not 0.0 <= t.ema_decay < 1.0:
+            raise ValueError(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
+        if t.neg_ratio < 0 or not 0.0 <= t.drop_labels <= 1.0:
+            raise ValueError("train.neg_ratio must be >= 0 and train.drop_labels in [0, 1]")
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**values)
+
+
+def config_from_dict(raw: dict[str, Any], base: Path | None = None) -> TrainConfig:
+    """Build a :class:`TrainConfig`; relative paths are taken from ``base`` (the config's folder)."""
+    unknown = set(raw) - {"model", "data", "train", "output", "eval"}
+    if unknown:
+        raise ValueError(f"unknown table(s) {sorted(unknown)}; expected model, data, train, output, eval")
+
+    def resolve(p: str | None) -> str | None:
+        if p is None or base is None or Path(p).is_absolute():
+            return p
+        return str((base / p).resolve())
+
+    model = _build(ModelSettings, dict(raw.get("model", {})), "[model]")
+    if model.init_from:
+        model.init_from = resolve(model.init_from)
+    if model.encoder not in ("minilm",) and (
+        model.encoder.startswith(".") or Path(model.encoder).is_absolute()
+    ):
+        model.encoder = resolve(model.encoder)
+    data = [_build(DataSource, dict(d), f"[[data]] #{i + 1}") for i, d in enumerate(raw.get("data", []))]
+    for d in data:
+        d.path = resolve(d.path)
+    ev = _build(EvalSettings, dict(raw.get("eval", {})), "[eval]")
+    ev.data = [resolve(p) for p in ev.data]
+    out = _build(OutputSettings, dict(raw.get("output", {})), "[output]")
+    out.dir = resolve(out.dir)
+    return TrainConfig(
+        model=model,
+        data=data,
+        train=_build(TrainSettings, dict(raw.get("train", {})), "[train]"),
+        output=out,
+        eval=ev,
+    )
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """Read a TOML training config."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"training config {path} does not exist") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: not valid TOML: {e}") from e
+    try:
+        return config_from_dict(raw, base=path.resolve().parent)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from e

@@ -1,0 +1,108 @@
+"""The training mix: which example, which labels, which targets, at every step.
+
+Everything random here is drawn from a generator seeded with (seed, step, slot),
+so a run resumed at step n sees exactly the batches an uninterrupted run would:
+the data position needs no state of its own.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from anyner.data import load_label_map, read_examples
+from anyner.train.config import DataSource, TrainSettings
+from anyner.types import Example
+
+
+@dataclass(slots=True)
+class TrainItem:
+    """One prompted training example: words, labels in prompt order, and gold spans."""
+
+    words: list[str]
+    labels: list[str]
+    spans: list[tuple[int, int, int]]  # (start, end) half-open word span, label index
+
+
+@dataclass
+class Corpus:
+    name: str
+    examples: list[Example]
+    weight: float
+
+
+def load_corpora(sources: list[DataSource], seed: int, log=print) -> list[Corpus]:
+    """Read every source, with its label map; drop a share of span-less records if asked."""
+    corpora = []
+    for i, src in enumerate(sources):
+        label_map = load_label_map(src.label_map) if src.label_map else None
+        examples, report = read_examples(
+            src.path, format=src.format, label_map=label_map, limit=src.max_records
+        )
+        if src.keep_empty < 1.0:
+            rng = np.random.default_rng([seed, 7919, i])
+            examples = [e for e in examples if e.spans or rng.random() < src.keep_empty]
+        if not examples:
+            raise ValueError(f"data source {src.path} yields no examples ({report})")
+        log(f"{Path(src.path).name}: {len(examples)} examples kept ({report})")
+        corpora.append(Corpus(Path(src.path).name, examples, src.weight))
+    return corpora
+
+
+class Mix:
+    """Samples prompted training items from weighted corpora."""
+
+    def __init__(self, corpora: list[Corpus], settings: TrainSettings, max_words: int, max_width: int):
+        self.corpora = corpora
+        self.settings = settings
+        self.max_words = max_words
+        self.max_width = max_width
+        w = np.array([c.weight for c in corpora], dtype=np.float64)
+        self.corpus_p = w / w.sum()
+        counts: Counter[str] = Counter(s.label for c in corpora for e in c.examples for s in e.spans)
+        if not counts:
+            raise ValueError("the training data has no labelled span at all")
+        self.pool = sorted(counts)  # negatives are drawn from the labels of all other examples
+        self.long_spans = 0  # gold spans wider than max_width (they cannot be scored)
+
+    def item(self, seed: int, step: int, slot: int) -> TrainItem:
+        rng = np.random.default_rng([seed, step, slot])
+        corpus = self.corpora[int(rng.choice(len(self.corpora), p=self.corpus_p))]
+        ex = corpus.examples[int(rng.integers(len(corpus.examples)))]
+        return self.prompt(ex, rng)
+
+    def prompt(self, ex: Example, rng: np.random.Generator) -> TrainItem:
+        s = self.settings
+        words, spans = ex.words, [(sp.start, sp.end, sp.label) for sp in ex.spans]
+        if len(words) > self.max_words:  # crop a window; spans crossing its edges are dropped
+            a = int(rng.integers(len(words) - self.max_words + 1))
+            b = a + self.max_words
+            words = words[a:b]
+            spans = [(x - a, y - a, lab) for x, y, lab in spans if x >= a and y <= b]
+        positives = sorted({lab for _, _, lab in spans})
+        n_neg = round(s.neg_ratio * len(positives)) if positives else int(rng.integers(1, 6))
+        negatives = []
+        if n_neg:
+            taken = set(positives)
+            for j in rng.permutation(len(self.pool))[: n_neg + len(positives)]:
+                if self.pool[j] not in taken:
+                    negatives.append(self.pool[j])
+                    if len(negatives) == n_neg:
+                        break
+        labels = positives + negatives
+        if len(labels) > 1 and rng.random() < s.drop_labels:
+            keep = int(rng.integers(1, len(labels) + 1))
+            labels = [labels[j] for j in sorted(rng.permutation(len(labels))[:keep])]
+        labels = [labels[j] for j in rng.permutation(len(labels))][: s.max_types]
+        index = {lab: j for j, lab in enumerate(labels)}
+        kept = []
+        for x, y, lab in spans:
+            if lab in index:
+                if y - x > self.max_width:
+                    self.long_spans += 1
+                    continue
+                kept.append((x, y, index[lab]))
+        return TrainItem(list(words), labels, kept)
