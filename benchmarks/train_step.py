@@ -83,9 +83,15 @@ def reference_step(encoder: str, names, data, batch: int):
         backbone_from_pretrained=True,
     )
     records = [{"tokenized_text": w, "ner": [[s, e - 1, lab] for s, e, lab in sp]} for w, sp in data]
-    collated = model.data_processor.collate_raw_batch(records, entity_types=names)
+    collated = model.data_processor.collate_raw_batch(records, entity_types=[list(names) for _ in records])
     inputs = model.data_processor.collate_fn(collated, prepare_labels=True)
-    inputs = {k: v for k, v in {**collated, **inputs}.items() if isinstance(v, torch.Tensor)}
+    inputs = dict(
+        inputs,
+        span_idx=collated["span_idx"],
+        span_mask=collated["span_mask"],
+        text_lengths=collated["seq_length"],
+    )
+    inputs = {k: v for k, v in inputs.items() if isinstance(v, torch.Tensor)}
     opt = torch.optim.AdamW(model.model.parameters(), lr=1e-5)
     model.model.train()
 

@@ -120,13 +120,18 @@ def test_hub_id_offline_error_names_the_id_and_the_fix():
         ("relations_layer", "biaffine"),
         ("post_fusion_schema", "l2l-l2t"),
         ("fuse_layers", True),
-        ("words_splitter_type", "spacy"),
         ("subtoken_pooling", "mean"),
     ],
 )
 def test_unsupported_variants_name_field_and_value(field, value):
     with pytest.raises(NotImplementedError, match=rf"{field}={value!r}".replace("[", r"\[")):
         config_from_gliner({"model_name": "x", field: value})
+
+
+def test_other_word_splitter_loads_with_a_warning():
+    with pytest.warns(UserWarning, match="words_splitter_type='polyglot'"):
+        cfg = config_from_gliner({"words_splitter_type": "polyglot"})
+    assert cfg.extra["words_splitter_type"] == "polyglot"
 
 
 def test_old_config_fields():

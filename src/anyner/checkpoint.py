@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,6 @@ _UNSUPPORTED = {
     "span_encoder_config": lambda v: not v,
     "precomputed_prompts_mode": lambda v: not v,
     "subtoken_pooling": lambda v: v in (None, "first"),
-    "words_splitter_type": lambda v: v in (None, "whitespace"),
     "model_type": lambda v: v in (None, "gliner", "gliner_uni_encoder_span"),
 }
 
@@ -87,6 +87,16 @@ def config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> AnyNER
                 f"{source}: {key}={raw[key]!r} selects a GLiNER variant anyner does not implement "
                 "(it supports uni-encoder span models)"
             )
+    splitter = raw.get("words_splitter_type", "whitespace")
+    if splitter not in (None, "whitespace"):
+        # The splitter changes how text is cut into words, not the network: load the model,
+        # keep the value for re-saves, and say that words here come from GLiNER's default pattern.
+        warnings.warn(
+            f"{source}: words_splitter_type={splitter!r} is not available in anyner; words are split with "
+            "GLiNER's default pattern instead, which matches for space-separated text but may differ "
+            "for other scripts (e.g. Chinese, Japanese, Thai)",
+            stacklevel=3,
+        )
     if "num_rnn_layers" in raw:
         rnn_layers = int(raw["num_rnn_layers"])
     elif "has_rnn" in raw:
@@ -140,7 +150,7 @@ def config_to_gliner(config: AnyNERConfig, hf_config: PretrainedConfig) -> dict[
         max_len=config.max_len,
         max_types=config.max_types,
         embed_ent_token=config.embed_ent_token,
-        words_splitter_type="whitespace",
+        words_splitter_type=config.extra.get("words_splitter_type", "whitespace"),
         subtoken_pooling="first",
         fuse_layers=False,
         post_fusion_schema="",

@@ -49,6 +49,34 @@ read from the config's folder. Checkpoints are written atomically to OUTPUT/chec
 metrics to OUTPUT/metrics.jsonl, the final model to OUTPUT/model.
 """
 
+EXAMPLES_SERVE = """\
+examples:
+  anyner serve                                   # the built-in model on http://127.0.0.1:8000
+  anyner serve --model ./my-model --port 8080 --batch-size 16
+  curl -s localhost:8000/v1/entities -H 'Content-Type: application/json' \\
+       -d '{"text": "Bill Gates founded Microsoft.", "labels": ["person", "organization"]}'
+
+Endpoints: POST /v1/entities ({"text"} or {"texts"}, "labels", "threshold", "flat",
+"multi_label", "html"), GET /v1/model, GET /health, the OpenAPI docs at /docs, and a page
+to try the model at /. Requests beyond a limit get 413 (body) or 422; a full queue 503.
+The server has no authentication: it binds 127.0.0.1 unless --host says otherwise.
+Needs FastAPI and uvicorn (pip install fastapi uvicorn).
+"""
+
+EXAMPLES_EXPORT = """\
+examples:
+  anyner export onnx --model ./my-model --out ./my-model-onnx                  # fp32 model.onnx
+  anyner export onnx --model ./my-model --out ./my-model-onnx --quantize int8  # also model_int8.onnx
+
+The output folder holds the model as save_pretrained writes it (gliner_config.json, weights,
+tokenizer) plus the ONNX file(s), so it loads with either backend:
+  AnyNER.from_pretrained("./my-model-onnx", backend="onnx")                        # fp32
+  AnyNER.from_pretrained("./my-model-onnx", backend="onnx", onnx_file="model_int8.onnx")
+Each file is checked against the torch model; onnx_export.json records the figures.
+Needs the onnx and onnxruntime packages. Exit status: 0 on success, 2 on bad arguments,
+1 when the model cannot be loaded or exported.
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -131,6 +159,58 @@ def _parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--until-step", type=int, metavar="N", help="stop after step N (with a checkpoint)")
     tr.set_defaults(func=cmd_train)
+
+    sv = sub.add_parser(
+        "serve",
+        help="serve a model over HTTP (JSON API and a web page)",
+        description="Serve a model with FastAPI and uvicorn: a JSON API, its OpenAPI docs and a web page.",
+        epilog=EXAMPLES_SERVE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sv.add_argument("-m", "--model", help="model folder or Hub id (default: the built-in model)")
+    sv.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)"
+    )
+    sv.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    sv.add_argument("--batch-size", type=int, default=8, help="most texts per model call (default 8)")
+    sv.add_argument(
+        "--queue-size", type=int, default=64, help="most requests waiting; more get 503 (default 64)"
+    )
+    sv.add_argument(
+        "--max-wait-ms", type=float, default=5.0, help="how long to wait to fill a batch (default 5 ms)"
+    )
+    for flag, default, what in (
+        ("--max-text-chars", 10_000, "characters in one text"),
+        ("--max-texts", 64, "texts in one request"),
+        ("--max-labels", 50, "labels in one request"),
+        ("--max-label-chars", 200, "characters in one label or description"),
+        ("--max-body-bytes", 1_048_576, "bytes in one request body"),
+    ):
+        sv.add_argument(flag, type=int, default=default, metavar="N", help=f"most {what} (default {default})")
+    sv.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    sv.set_defaults(func=cmd_serve)
+
+    ex = sub.add_parser(
+        "export",
+        help="export a model for another runtime (ONNX)",
+        description="Export a model for another runtime.",
+    )
+    ex_sub = ex.add_subparsers(dest="format", metavar="FORMAT")
+    ex_sub.required = True
+    eo = ex_sub.add_parser(
+        "onnx",
+        help="ONNX, run with ONNX Runtime",
+        description="Export a model to ONNX (optionally also int8-quantized) for ONNX Runtime.",
+        epilog=EXAMPLES_EXPORT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    eo.add_argument("-m", "--model", required=True, help="model folder or Hub id to export")
+    eo.add_argument("-o", "--out", required=True, type=Path, help="output folder")
+    eo.add_argument(
+        "--quantize", choices=("int8",), help="also write model_int8.onnx (dynamic int8 quantization)"
+    )
+    eo.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    eo.set_defaults(func=cmd_export)
     return p
 
 
@@ -258,6 +338,50 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.until_step is not None and args.until_step < 1:
         raise ValueError(f"--until-step must be a positive integer, got {args.until_step}")
     Trainer(config).fit(resume=args.resume, until_step=args.until_step)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from anyner import serve
+    except ImportError as e:
+        print(f"anyner: serve needs FastAPI and uvicorn ({e}): pip install fastapi uvicorn", file=sys.stderr)
+        return 1
+    from anyner.pipeline import AnyNER
+
+    limits = serve.Limits(
+        max_text_chars=args.max_text_chars, max_texts=args.max_texts, max_labels=args.max_labels,
+        max_label_chars=args.max_label_chars, max_body_bytes=args.max_body_bytes,
+    )  # fmt: skip
+    try:
+        model = AnyNER.from_pretrained(args.model)
+    except (OSError, NotImplementedError, ValueError) as e:
+        print(f"anyner: cannot load the model: {e}", file=sys.stderr)
+        return 1
+    serve.run(
+        model, host=args.host, port=args.port, log_level=args.log_level, limits=limits,
+        batch_size=args.batch_size, queue_size=args.queue_size, max_wait_ms=args.max_wait_ms,
+        name=args.model or "builtin",
+    )  # fmt: skip
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from anyner.pipeline import AnyNER
+
+    try:
+        from anyner.export_onnx import export_onnx, format_report
+
+        model = AnyNER.from_pretrained(args.model)
+    except (ImportError, OSError, NotImplementedError, ValueError) as e:
+        print(f"anyner: cannot load the model: {e}", file=sys.stderr)
+        return 1
+    try:
+        out = export_onnx(model, args.out, quantize=args.quantize, opset=args.opset)
+    except (ImportError, OSError, RuntimeError) as e:
+        print(f"anyner: export failed: {e}", file=sys.stderr)
+        return 1
+    sys.stdout.write(f"wrote {out}\n" + format_report(out))
     return 0
 
 

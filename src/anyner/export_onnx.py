@@ -1,0 +1,429 @@
+"""ONNX export of the span network, and the ONNX Runtime runner that loads it back.
+
+The exported graph is :class:`GLiNERModel` itself: the six tensors of
+:func:`anyner.batching.collate` in, logits (B, W, K, C) out. Everything before
+(words, prompt, windows) and after (sigmoid, decoding) stays in :class:`AnyNER`,
+so an exported folder loads with ``backend="torch"`` or ``backend="onnx"`` and
+gives the same entities.
+
+The BiLSTM packs padded rows in torch. Here it is traced on its packed path
+always, which the exporter turns into one ONNX ``LSTM`` with ``sequence_lens``
+(from ``text_lengths``): each row runs over its own words only, both directions,
+and the outputs past its length are zeros, as ``pad_packed_sequence`` gives. One
+run per batch, no regrouping of rows.
+
+``onnx`` and ``onnxruntime`` are imported only here and only when needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import json
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from anyner.batching import collate
+from anyner.words import split_words
+
+if TYPE_CHECKING:
+    from anyner.config import AnyNERConfig
+    from anyner.pipeline import AnyNER
+
+ONNX_NAME = "model.onnx"
+ONNX_INT8_NAME = "model_int8.onnx"
+REPORT_NAME = "onnx_export.json"
+INPUT_NAMES = ("input_ids", "attention_mask", "word_index", "word_present", "text_lengths", "label_index")
+OUTPUT_NAME = "logits"
+QUANTIZE_MODES = ("int8",)
+# Max |delta logit| the export check accepts. Float rounding stays far below it (1e-6 to a few
+# 1e-4 with deep encoders); a graph that traced wrong (a baked shape, an unpacked LSTM) is far above.
+FP32_TOLERANCE = 1e-2
+
+_DYNAMIC_AXES = {
+    "input_ids": {0: "batch", 1: "subwords"},
+    "attention_mask": {0: "batch", 1: "subwords"},
+    "word_index": {0: "batch", 1: "words"},
+    "word_present": {0: "batch", 1: "words"},
+    "text_lengths": {0: "batch"},
+    "label_index": {0: "batch", 1: "labels"},
+    OUTPUT_NAME: {0: "batch", 1: "words", 3: "labels"},
+}
+
+# The batch traced by the exporter (mixed lengths, so that padding and packing are in the graph)
+# and the texts of the parity check run after it.
+_TRACE_TEXTS = ("Marie Curie was born in Warsaw in 1867 .", "Apple hired Tim Cook .")
+_CHECK_TEXTS = (
+    "Bill Gates founded Microsoft on April 4, 1975 in Albuquerque, New Mexico.",
+    "Paris",
+    "The Rolling Stones played Madison Square Garden with Mick Jagger on vocals .",
+    "Dr. Jane Goodall studied chimpanzees in Gombe Stream National Park , Tanzania , for the "
+    "Jane Goodall Institute and the University of Cambridge .",
+    "Angela Merkel met Emmanuel Macron in Berlin.",
+)
+_LABELS = ("person", "organization", "location", "date")
+
+_METADATA_FIELDS = ("span_mode", "max_width", "hidden_size", "num_rnn_layers")
+
+
+def _require(module: str) -> Any:
+    """Import ``onnx`` or ``onnxruntime``, with an install hint when it is missing."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(
+            f"the ONNX backend needs the {module!r} package, which is not installed: "
+            "pip install onnx onnxruntime (or: pip install 'anyner[onnx]')"
+        ) from e
+
+
+# ---------------------------------------------------------------------------- runner
+
+
+def find_onnx_file(folder: str | Path, name: str | None = None) -> Path:
+    """The ONNX file ``name`` (default ``model.onnx``) in a model folder, or a clear error."""
+    folder = Path(folder)
+    path = folder / (name or ONNX_NAME)
+    if not path.is_file():
+        found = sorted(p.name for p in folder.glob("*.onnx")) if folder.is_dir() else []
+        raise FileNotFoundError(
+            f"{folder} holds no {path.name}"
+            + (f" (it has {', '.join(found)}; choose one with onnx_file=...)" if found else "")
+            + ": export the model first, with `anyner export onnx --model MODEL --out FOLDER` or "
+            "anyner.export_onnx.export_onnx(model, folder), then load that folder with backend='onnx'"
+        )
+    return path
+
+
+class OnnxRunner:
+    """Runs an exported span network with ONNX Runtime on the CPU.
+
+    Called like :class:`GLiNERModel`: the collate() tensors (torch or numpy) in,
+    logits (B, W, K, C) out as a numpy array. Inputs the graph dropped (``text_lengths``
+    of a model without BiLSTM) are ignored.
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: intra-op threads; default torch's (``torch.get_num_threads()``).
+        config: when given, checked against the settings the exporter stored in the file.
+
+    Example::
+
+        runner = OnnxRunner("exported/model.onnx")
+        logits = runner(**collate(items, pad_id))  # numpy (B, W, K, C)
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None, *, config: AnyNERConfig | None = None):
+        ort = _require("onnxruntime")
+        self.path = Path(path)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = int(threads) if threads else torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        # Idle threads sleep instead of spinning: the ops here are large, and on a shared or
+        # busy CPU spinning only burns cores (measured on a busy 2-core machine: faster, and
+        # about a third less CPU).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # a truncated or foreign file: ORT's own exception types vary
+            raise ValueError(f"ONNX Runtime cannot load {path}: {e}") from e
+        self.inputs = {x.name: x.type for x in self.session.get_inputs()}
+        outputs = [x.name for x in self.session.get_outputs()]
+        if not set(self.inputs) <= set(INPUT_NAMES) or {"input_ids", "word_index"} - set(self.inputs):
+            raise ValueError(
+                f"{path} is not an anyner export: its inputs are {sorted(self.inputs)}, expected some of "
+                f"{list(INPUT_NAMES)} (ONNX files made by other tools, e.g. the gliner package, take other "
+                "inputs); export the checkpoint with `anyner export onnx`"
+            )
+        if outputs != [OUTPUT_NAME]:
+            raise ValueError(f"{path} is not an anyner export: outputs {outputs}, expected [{OUTPUT_NAME!r}]")
+        if config is not None:
+            self._check(config)
+
+    def _check(self, config: AnyNERConfig) -> None:
+        meta = self.session.get_modelmeta().custom_metadata_map
+        for name in _METADATA_FIELDS:
+            stored = meta.get(f"anyner.{name}")
+            if stored is not None and stored != str(getattr(config, name)):
+                raise ValueError(
+                    f"{self.path} was exported with {name}={stored} but the folder's config says "
+                    f"{getattr(config, name)}: the ONNX file and gliner_config.json do not belong together"
+                )
+
+    def __call__(self, **tensors: Any) -> np.ndarray:
+        feed = {}
+        for name, kind in self.inputs.items():
+            if name not in tensors:
+                raise ValueError(f"missing input {name!r} for {self.path.name}")
+            value = tensors[name]
+            if isinstance(value, torch.Tensor):
+                value = value.detach().cpu().numpy()
+            feed[name] = np.ascontiguousarray(value, dtype=np.bool_ if kind == "tensor(bool)" else np.int64)
+        return self.session.run([OUTPUT_NAME], feed)[0]  # (B, W, K, C) float32
+
+
+# ---------------------------------------------------------------------------- export
+
+
+class _PackedBiLSTM(nn.Module):
+    """The BiLSTM on its packed path for every batch, so that the trace holds it.
+
+    Traced, pack -> LSTM -> unpack becomes one ONNX LSTM with ``sequence_lens``.
+    """
+
+    def __init__(self, lstm: nn.LSTM):
+        super().__init__()
+        self.lstm = lstm
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        W = x.shape[1]
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=W)
+        return out  # (B, W, D), zeros past each length
+
+
+@contextlib.contextmanager
+def _export_mode(net: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and an always-packed BiLSTM while tracing; the model is restored after."""
+    training, rnn = net.training, net.rnn
+    net.eval()
+    if rnn is not None:
+        net.rnn = _PackedBiLSTM(rnn.lstm)
+    try:
+        yield net
+    finally:
+        net.rnn = rnn
+        net.train(training)
+
+
+def _batch(
+    model: AnyNER, texts: Sequence[str], labels: Sequence[str]
+) -> tuple[dict[str, torch.Tensor], list]:
+    """collate() tensors and jobs for ``texts``, one row per text (short texts: no windows)."""
+    label_set = model._label_set(list(labels))
+    jobs = [job for i, t in enumerate(texts) for job in model._jobs(i, split_words(t), label_set)]
+    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
+    return collate([j.prompted for j in jobs], pad, model.device), jobs
+
+
+def max_logit_delta(
+    model: AnyNER,
+    runner: OnnxRunner,
+    texts: Sequence[str] = _CHECK_TEXTS,
+    labels: Sequence[str] = _LABELS,
+) -> float:
+    """Max |torch logit - runner logit| over the spans and labels the decoder reads, in one batch."""
+    if model.model is None:
+        raise ValueError("the parity check needs the torch model")
+    tensors, jobs = _batch(model, texts, labels)
+    with torch.inference_mode():
+        ref = model.model(**tensors).float().cpu().numpy()
+    got = runner(**tensors)
+    if got.shape != ref.shape:
+        raise RuntimeError(f"the ONNX graph gives logits of shape {got.shape}, torch {ref.shape}")
+    worst = 0.0
+    for row, job in enumerate(jobs):
+        a, b = ref[row, : job.n_words, :, : job.n_labels], got[row, : job.n_words, :, : job.n_labels]
+        if not np.isfinite(b).all():
+            return float("inf")
+        worst = max(worst, float(np.abs(a - b).max()))
+    return worst
+
+
+def _finish(path: Path, config: AnyNERConfig, extra: dict[str, str], *, resort: bool = False) -> None:
+    """Store the settings the runner checks in the file's metadata; optionally re-sort its nodes."""
+    onnx = _require("onnx")
+    proto = onnx.load(str(path), load_external_data=False)  # external tensors keep their references
+    if resort:
+        _sort_nodes(proto.graph)
+    values = {f"anyner.{name}": str(getattr(config, name)) for name in _METADATA_FIELDS} | extra
+    kept = [p for p in proto.metadata_props if p.key not in values]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in values.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+
+
+def _sort_nodes(graph: Any) -> None:
+    """Order nodes so that each comes after the producers of all it reads, subgraphs included.
+
+    The quantizer's sort ignores the outer values an ``If`` branch reads (DeBERTa's
+    scripted relative-position code exports as ``If``): ONNX Runtime copes, onnx.checker
+    does not. Kahn's algorithm, stable for nodes already in order.
+    """
+
+    def reads(node: Any) -> set[str]:
+        names = set(node.input)
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                inner = {o for n in sub.node for o in n.output}
+                inner |= {x.name for x in sub.input} | {t.name for t in sub.initializer}
+                for n in sub.node:
+                    names |= reads(n) - inner
+        return names - {""}
+
+    nodes = list(graph.node)
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
+    waits_for = [{producer[x] for x in reads(n) if x in producer} - {i} for i, n in enumerate(nodes)]
+    users: list[list[int]] = [[] for _ in nodes]
+    for i, deps in enumerate(waits_for):
+        for d in deps:
+            users[d].append(i)
+    left = [len(d) for d in waits_for]
+    ready = [i for i, n in enumerate(left) if n == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for u in users[i]:
+            left[u] -= 1
+            if left[u] == 0:
+                heapq.heappush(ready, u)
+    if len(order) != len(nodes):
+        return  # a cycle: leave the graph as the quantizer wrote it
+    del graph.node[:]
+    graph.node.extend(nodes[i] for i in order)
+
+
+def export_onnx(
+    model: AnyNER,
+    out_dir: str | Path,
+    *,
+    quantize: str | None = None,
+    opset: int = 17,
+) -> Path:
+    """Write a model folder that loads with ``backend="onnx"`` (and with ``backend="torch"``).
+
+    The folder gets what :meth:`AnyNER.save_pretrained` writes (``gliner_config.json``,
+    ``model.safetensors``, tokenizer files), ``model.onnx`` (fp32, dynamic batch, subword,
+    word and label axes), with ``quantize="int8"`` also ``model_int8.onnx`` (ONNX Runtime
+    dynamic quantization: int8 weights, activations quantized per batch), and
+    ``onnx_export.json`` with the file sizes and the max |delta logit| of each file against
+    the torch model on a few sentences. Each file is validated with ``onnx.checker``.
+
+    Args:
+        model: a model with torch weights (any :meth:`AnyNER.from_pretrained` with the torch backend).
+        out_dir: the folder to write; created when missing, files of the same names replaced.
+        quantize: None, or ``"int8"`` to also write the quantized file.
+        opset: ONNX opset of the graph (17 or newer keeps LayerNormalization one node).
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        ImportError: ``onnx`` or ``onnxruntime`` is not installed.
+        RuntimeError: the fp32 graph disagrees with the torch model (max |delta logit| > 1e-2).
+
+    Example::
+
+        model = AnyNER.from_pretrained("my-model")
+        export_onnx(model, "my-model-onnx", quantize="int8")
+        fast = AnyNER.from_pretrained("my-model-onnx", backend="onnx", onnx_file="model_int8.onnx")
+    """
+    onnx = _require("onnx")
+    _require("onnxruntime")
+    if quantize not in (None, *QUANTIZE_MODES):
+        raise ValueError(f"quantize must be None or one of {QUANTIZE_MODES}, got {quantize!r}")
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < 14:
+        raise ValueError(f"opset must be an integer >= 14, got {opset!r}")
+    if model.model is None:
+        raise ValueError("export needs a model with torch weights: load it with backend='torch'")
+    out = model.save_pretrained(out_dir)
+    net = model.model
+    path = out / ONNX_NAME
+    tensors, _ = _batch(model, _TRACE_TEXTS, _LABELS[:3])
+    args = tuple(tensors[name] for name in INPUT_NAMES)  # GLiNERModel.forward's order
+    with _export_mode(net), warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer and deprecation notices about the TorchScript exporter
+        torch.onnx.export(
+            net,
+            args,
+            str(path),
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=_DYNAMIC_AXES,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,  # the TorchScript exporter: traces HF encoders and packed LSTMs robustly
+        )
+    meta = {"anyner.opset": str(opset), "anyner.exporter": f"torch {torch.__version__} torchscript"}
+    _finish(path, model.config, meta)
+    onnx.checker.check_model(str(path))
+    report: dict[str, Any] = {"opset": opset, "files": {}}
+    delta = max_logit_delta(model, OnnxRunner(path, config=model.config))
+    report["files"][ONNX_NAME] = {"bytes": path.stat().st_size, "max_abs_logit_delta": delta}
+    if not delta <= FP32_TOLERANCE:
+        _write_report(out, report)
+        raise RuntimeError(
+            f"the exported graph disagrees with the torch model: max |delta logit| = {delta:.3g} "
+            f"> {FP32_TOLERANCE:g} ({path} is left for inspection)"
+        )
+    if quantize == "int8":
+        qpath = out / ONNX_INT8_NAME
+        _quantize_int8(path, qpath)
+        _finish(qpath, model.config, meta | {"anyner.quantize": "int8 dynamic, per-channel"}, resort=True)
+        onnx.checker.check_model(str(qpath))
+        qdelta = max_logit_delta(model, OnnxRunner(qpath, config=model.config))
+        report["files"][ONNX_INT8_NAME] = {"bytes": qpath.stat().st_size, "max_abs_logit_delta": qdelta}
+    _write_report(out, report)
+    return out
+
+
+def _quantize_int8(src: Path, dst: Path) -> None:
+    """ONNX Runtime dynamic quantization: int8 weights per output channel, activations per batch.
+
+    Per-channel weight scales keep the encoder much closer to fp32 than one scale per
+    matrix. MatMuls by a vector weight (a bias folded into the label vectors) stay in
+    fp32: per-channel quantization does not apply to them and they cost nothing.
+    """
+    import logging
+
+    onnx = _require("onnx")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(src), load_external_data=False).graph
+    rank = {t.name: len(t.dims) for t in graph.initializer}
+    rank.update(
+        {o: len(n.attribute[0].t.dims) for n in graph.node if n.op_type == "Constant" for o in n.output}
+    )
+    vectors = [n.name for n in graph.node if n.op_type == "MatMul" and rank.get(n.input[1]) == 1]
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint on the root logger
+    try:
+        quantize_dynamic(
+            str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=vectors
+        )
+    finally:
+        root.setLevel(level)
+
+
+def _write_report(out: Path, report: dict[str, Any]) -> None:
+    (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def format_report(folder: str | Path) -> str:
+    """A few lines on the exported files: sizes and max |delta logit| against torch."""
+    report = json.loads((Path(folder) / REPORT_NAME).read_text(encoding="utf-8"))
+    lines = []
+    for name, info in report["files"].items():
+        lines.append(
+            f"{name:<18} {info['bytes'] / 2**20:8.1f} MiB   max |delta logit| vs torch "
+            f"{info['max_abs_logit_delta']:.2e}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["ONNX_INT8_NAME", "ONNX_NAME", "OnnxRunner", "export_onnx", "find_onnx_file", "max_logit_delta"]
