@@ -1,8 +1,29 @@
-"""anyner: open-type named entity recognition with GLiNER span models."""
+"""anyner: open-type named entity recognition with GLiNER span models.
 
-from anyner.config import AnyNERConfig
-from anyner.pipeline import AnyNER
+``import anyner`` is light: torch and transformers load on first use of ``AnyNER``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from anyner.types import Entity
+
+if TYPE_CHECKING:
+    from anyner.config import AnyNERConfig
+    from anyner.pipeline import AnyNER
 
 __version__ = "0.1.0"
 __all__ = ["AnyNER", "AnyNERConfig", "Entity", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "AnyNER":
+        from anyner.pipeline import AnyNER
+
+        return AnyNER
+    if name == "AnyNERConfig":
+        from anyner.config import AnyNERConfig
+
+        return AnyNERConfig
+    raise AttributeError(f"module 'anyner' has no attribute {name!r}")
