@@ -57,7 +57,13 @@ class MarkerV0(nn.Module):
         end = self.project_end(words).relu()  # (B, W, D)
         a = nn.functional.linear(start, first.weight[:, :D], first.bias)  # (B, W, 4D)
         b = nn.functional.linear(end, first.weight[:, D:])  # (B, W, 4D)
-        h = drop((a[:, :, None, :] + span_ends(b, self.max_width)).relu())  # (B, W, K, 4D)
+        h = (a[:, :, None, :] + span_ends(b, self.max_width)).relu_()  # (B, W, K, 4D)
+        if self.training and drop.p > 0:
+            # Dropout on h, with one mask per start word shared by its K widths: the same rate
+            # and expectation as GLiNER's per-element dropout for a K-th of the random draws,
+            # which otherwise cost a quarter of a training step on CPU.
+            keep = torch.empty_like(a).bernoulli_(1 - drop.p).div_(1 - drop.p)  # (B, W, 4D)
+            h = h * keep[:, :, None, :]
         q = labels @ last.weight  # (B, C, 4D): the last Linear folded into the labels
         bias = labels @ last.bias  # (B, C)
         return torch.einsum("bwkh,bch->bwkc", h, q) + bias[:, None, None, :]
