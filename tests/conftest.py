@@ -43,11 +43,14 @@ def minilm_dir() -> Path:
 
 
 def randomize_head(model: torch.nn.Module, seed: int, gain: float = 1.5) -> None:
-    """Give a GLiNER head random weights with a spread of scores (default init puts all near 0.5)."""
+    """Give a GLiNER head (reference or anyner module) random weights with a spread of scores.
+
+    The default initialisation puts every score near 0.5; this one makes entities appear.
+    """
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.startswith("token_rep_layer.bert_layer"):
+            if name.startswith(("token_rep_layer.bert_layer", "encoder.transformer")):
                 continue
             if p.dim() == 2:
                 p.copy_(torch.randn(p.shape, generator=g) * gain / math.sqrt(p.shape[1]))
@@ -136,3 +139,9 @@ def tiny_bert_dir(tmp_path_factory, minilm_dir) -> Path:
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copy(minilm_dir / name, out / name)
     return out
+
+
+def spread_head(model, seed: int = 0):
+    """An anyner model with its head randomized by :func:`randomize_head`; returns the model."""
+    randomize_head(model.model, seed)
+    return model

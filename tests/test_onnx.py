@@ -28,7 +28,7 @@ from anyner.export_onnx import (
     max_logit_delta,
 )
 from anyner.words import split_words
-from tests.conftest import build_reference, ood_sample
+from tests.conftest import build_reference, ood_sample, spread_head
 
 onnx = pytest.importorskip("onnx", reason="the onnx package is not installed")
 pytest.importorskip("onnxruntime", reason="the onnxruntime package is not installed")
@@ -51,18 +51,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def spread_head(model: AnyNER, seed: int) -> AnyNER:
-    """Random head weights with a spread of scores, as tests/test_pipeline.py does."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.model.named_parameters():
-            if not name.startswith("encoder.transformer"):
-                p.copy_(
-                    torch.randn(p.shape, generator=g) * (1.5 / p.shape[-1] ** 0.5 if p.dim() == 2 else 0.1)
-                )
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import torch
 
 from anyner import AnyNER, Entity
 from anyner.pipeline import plan_windows
+from tests.conftest import spread_head
 
 TEXT = "Bill Gates founded Microsoft on April 4, 1975 in Albuquerque, New Mexico."
 LABELS = ["person", "organization", "date", "location"]
@@ -18,14 +19,7 @@ LABELS = ["person", "organization", "date", "location"]
 def base_model(minilm_dir) -> AnyNER:
     torch.manual_seed(0)
     model = AnyNER.from_encoder(minilm_dir, hidden_size=128, num_rnn_layers=1)
-    # Spread the random head's scores so that entities appear.
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.model.named_parameters():
-            if not name.startswith("encoder.transformer"):
-                p.copy_(
-                    torch.randn(p.shape, generator=g) * (1.5 / p.shape[-1] ** 0.5 if p.dim() == 2 else 0.1)
-                )
+    spread_head(model)
     return model
 
 

@@ -23,21 +23,10 @@ with warnings.catch_warnings():  # starlette's notice that it prefers httpx2 to 
 from anyner import AnyNER, Entity  # noqa: E402
 from anyner.cli import _parser  # noqa: E402
 from anyner.serve import BodyLimit, Limits, MicroBatcher, create_app  # noqa: E402
+from tests.conftest import spread_head
 
 TEXT = "Bill Gates founded Microsoft on April 4, 1975 in Albuquerque, New Mexico."
 LABELS = ["person", "organization", "date", "location"]
-
-
-def spread_head(model: AnyNER, seed: int = 0) -> AnyNER:
-    """Random head weights with a spread of scores, so that a random model finds entities."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.model.named_parameters():
-            if not name.startswith("encoder.transformer"):
-                p.copy_(
-                    torch.randn(p.shape, generator=g) * (1.5 / p.shape[-1] ** 0.5 if p.dim() == 2 else 0.1)
-                )
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ httpx = pytest.importorskip("httpx", reason="the WebDriver client needs httpx")
 
 from anyner import AnyNER  # noqa: E402
 from anyner.serve import create_app  # noqa: E402
+from tests.conftest import spread_head  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -167,13 +168,7 @@ def browser(tmp_path) -> Iterator[WebDriver]:
 def tiny_model(minilm_dir) -> AnyNER:
     torch.manual_seed(0)
     model = AnyNER.from_encoder(minilm_dir, hidden_size=64, num_rnn_layers=0)
-    g = torch.Generator().manual_seed(0)  # spread the random head's scores so that entities appear
-    with torch.no_grad():
-        for name, p in model.model.named_parameters():
-            if not name.startswith("encoder.transformer"):
-                p.copy_(
-                    torch.randn(p.shape, generator=g) * (1.5 / p.shape[-1] ** 0.5 if p.dim() == 2 else 0.1)
-                )
+    spread_head(model)
     return model
 
 
