@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,7 @@ class AnyNER:
         self.max_tokens = _max_tokens(tokenizer, hf_config)
         self.prompts = PromptBuilder(tokenizer, self.config, self.max_tokens)
         self.window_overlap = max(2 * self.config.max_width, 64)
+        self._label_groups = lru_cache(maxsize=64)(self._split_labels)  # per label set, not per text
 
     # ------------------------------------------------------------------ loading and saving
 
@@ -347,7 +349,7 @@ class AnyNER:
             prompts.append(prompt)
         return LabelSet(tuple(names), tuple(prompts))
 
-    def _label_groups(self, label_set: LabelSet) -> list[tuple[int, int]]:
+    def _split_labels(self, label_set: LabelSet) -> list[tuple[int, int]]:
         """Split a label set into (first, count) groups whose prompts fit half the subword budget."""
         budget = self.max_tokens // 2
         fixed = len(self.prompts.prefix) + len(self.prompts.suffix) + 1  # + <<SEP>>
