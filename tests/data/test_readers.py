@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.conftest import shared_dir
 
 from anyner.data import (
     ReadError,
@@ -20,7 +21,7 @@ from anyner.data import (
     tags_to_spans,
 )
 
-DATA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
+DATA = ((shared_dir() or Path(__file__).resolve().parents[2].parent / "shared") / "data").resolve()
 
 
 def write(path: Path, text: str, newline: str = "\n") -> Path:
