@@ -9,6 +9,7 @@ config, the tokenizer and a model card.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = REPO / "src" / "anyner" / "resources" / "builtin"
+BACKBONE_ID = "sentence-transformers/all-MiniLM-L6-v2"
 KEEP = (
     "gliner_config.json",
     "tokenizer.json",
@@ -42,6 +44,11 @@ def main() -> None:
     for name in KEEP:
         if (args.model / name).is_file():
             shutil.copy(args.model / name, tmp / name)
+    # Name the backbone by its public id, not by the path it had on the training machine.
+    config = json.loads((tmp / "gliner_config.json").read_text())
+    config["model_name"] = BACKBONE_ID
+    config.get("encoder_config", {}).pop("_name_or_path", None)
+    (tmp / "gliner_config.json").write_text(json.dumps(config, indent=2) + "\n")
     shutil.copy(args.card, tmp / "MODEL_CARD.md")
     shutil.rmtree(TARGET, ignore_errors=True)
     tmp.rename(TARGET)
