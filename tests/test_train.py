@@ -151,3 +151,70 @@ def test_config_errors_name_the_setting(tmp_path):
     cfg = load_train_config(good)
     assert cfg.data[0].path == str(tmp_path / "data" / "x.jsonl")
     assert cfg.output.dir == str(tmp_path / "runs" / "a")
+
+
+def write_benchmark(folder):
+    """The training sentences as a benchmark folder (test.json + labels.json, character offsets)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for words, ner in SENTENCES:
+        spans, text = gold(words, ner)
+        entities = [{"name": text[s:e], "type": lab, "pos": [s, e]} for s, e, lab in sorted(spans)]
+        records.append({"sentence": text, "entities": entities})
+    (folder / "test.json").write_text(json.dumps(records))
+    (folder / "labels.json").write_text(json.dumps(["person", "city"]))
+    return folder
+
+
+def test_periodic_evaluation_is_logged_and_does_not_change_training(tmp_path, tiny_bert_dir):
+    from anyner.evaluate import evaluate_suite
+
+    bench = write_benchmark(tmp_path / "bench")
+    kw = dict(steps=6, batch_size=2, drop_labels=0.5, neg_ratio=1.0, dropout=0.4)
+    plain = Trainer(tiny_config(tmp_path / "a", tiny_bert_dir, **kw), progress=False, log=lambda m: None)
+    plain.fit()
+    cfg = tiny_config(tmp_path / "b", tiny_bert_dir, **kw)
+    cfg.eval.data, cfg.eval.every, cfg.eval.limit = [str(bench)], 2, None
+    logged = []
+    trainer = Trainer(cfg, progress=False, log=logged.append)
+    model = trainer.fit()
+    records = [
+        json.loads(line) for line in (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    evals = [r for r in records if "eval" in r]
+    assert [r["step"] for r in evals] == [2, 4, 6]  # every 2 steps, and once at the end
+    final = evaluate_suite(model, [bench], threshold=0.5)
+    assert evals[-1]["eval"] == {"bench": final.datasets[0].scores.f1}
+    assert evals[-1]["average_f1"] == final.average_f1
+    assert any("eval average F1" in m for m in logged)
+    # Evaluating draws no random numbers and leaves the network in training mode: same weights.
+    for (name, p), (_, q) in zip(
+        plain.net.state_dict().items(), trainer.net.state_dict().items(), strict=True
+    ):
+        assert torch.equal(p, q), name
+
+
+def test_ema_averages_the_trajectory_and_is_what_gets_exported(tmp_path, tiny_bert_dir):
+    kw = dict(steps=3, batch_size=2, neg_ratio=1.0)
+    raw = Trainer(tiny_config(tmp_path / "raw", tiny_bert_dir, **kw), progress=False, log=lambda m: None)
+    expected = {n: p.detach().clone() for n, p in raw.net.named_parameters()}
+    decay = 0.6
+    for step in (1, 2, 3):
+        raw.fit(until_step=step)
+        for n, p in raw.net.named_parameters():
+            expected[n] = decay * expected[n] + (1 - decay) * p.detach()
+    trainer = Trainer(
+        tiny_config(tmp_path / "ema", tiny_bert_dir, ema_decay=decay, **kw),
+        progress=False,
+        log=lambda m: None,
+    )
+    trainer.fit()
+    params = dict(trainer.net.named_parameters())
+    for n, p in raw.net.named_parameters():  # the average does not feed back into training
+        assert torch.equal(p, params[n]), n
+    exported = AnyNER.from_pretrained(tmp_path / "ema" / "run" / "model").model.state_dict()
+    moved = 0
+    for n, want in expected.items():
+        torch.testing.assert_close(exported[n], want, rtol=1e-5, atol=1e-6, msg=n)
+        moved += not torch.allclose(want, params[n])
+    assert moved > 0, "the exported weights are the average, not the last step's"

@@ -232,7 +232,7 @@ class Trainer:
         self.net.train()
         record = {
             "step": self.step,
-            "eval": {n: r.f1 for n, r in result.datasets.items()},
+            "eval": {d.name: d.scores.f1 for d in result.datasets},
             "average_f1": result.average_f1,
         }
         metrics.write(json.dumps(record) + "\n")

@@ -8,12 +8,14 @@ the data position needs no state of its own.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from anyner.data import load_label_map, read_examples
+from anyner.data import load_label_map
+from anyner.data.stream import index_examples
 from anyner.train.config import DataSource, TrainSettings
 from anyner.types import Example
 
@@ -29,26 +31,42 @@ class TrainItem:
 
 @dataclass
 class Corpus:
+    """One weighted source of the mix; ``examples`` may stay on disk (an ``ExampleIndex``)."""
+
     name: str
-    examples: list[Example]
+    examples: Sequence[Example]
     weight: float
+    labels: Counter[str] = field(default_factory=Counter)  # span label -> count
+
+    def __post_init__(self) -> None:
+        if not self.labels:
+            self.labels = Counter(s.label for e in self.examples for s in e.spans)
 
 
 def load_corpora(sources: list[DataSource], seed: int, log=print) -> list[Corpus]:
-    """Read every source, with its label map; drop a share of span-less records if asked."""
+    """Index every source, with its label map; drop a share of span-less records if asked.
+
+    Records stay on disk (JSON lines and CoNLL files): the index holds where each
+    kept record starts, and the mix parses a record when it samples it.
+    """
     corpora = []
     for i, src in enumerate(sources):
         label_map = load_label_map(src.label_map) if src.label_map else None
-        examples, report = read_examples(
-            src.path, format=src.format, label_map=label_map, limit=src.max_records
-        )
+        keep = None
         if src.keep_empty < 1.0:
             rng = np.random.default_rng([seed, 7919, i])
-            examples = [e for e in examples if e.spans or rng.random() < src.keep_empty]
-        if not examples:
+            keep_empty = src.keep_empty
+
+            def keep(e: Example, rng=rng, keep_empty=keep_empty) -> bool:
+                return bool(e.spans) or rng.random() < keep_empty
+
+        examples, report = index_examples(
+            src.path, format=src.format, label_map=label_map, limit=src.max_records, keep=keep
+        )
+        if not len(examples):
             raise ValueError(f"data source {src.path} yields no examples ({report})")
         log(f"{Path(src.path).name}: {len(examples)} examples kept ({report})")
-        corpora.append(Corpus(Path(src.path).name, examples, src.weight))
+        corpora.append(Corpus(Path(src.path).name, examples, src.weight, examples.labels))
     return corpora
 
 
@@ -62,7 +80,7 @@ class Mix:
         self.max_width = max_width
         w = np.array([c.weight for c in corpora], dtype=np.float64)
         self.corpus_p = w / w.sum()
-        counts: Counter[str] = Counter(s.label for c in corpora for e in c.examples for s in e.spans)
+        counts: Counter[str] = sum((c.labels for c in corpora), Counter())
         if not counts:
             raise ValueError("the training data has no labelled span at all")
         self.pool = sorted(counts)  # negatives are drawn from the labels of all other examples
