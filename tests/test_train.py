@@ -218,3 +218,49 @@ def test_ema_averages_the_trajectory_and_is_what_gets_exported(tmp_path, tiny_be
         torch.testing.assert_close(exported[n], want, rtol=1e-5, atol=1e-6, msg=n)
         moved += not torch.allclose(want, params[n])
     assert moved > 0, "the exported weights are the average, not the last step's"
+
+
+def test_label_names_offer_broader_names_only_when_safe():
+    from anyner.train.sampling import LabelNames
+
+    names = LabelNames(
+        synonyms={"politician": ["statesman"], "company": ["firm", "person"]},
+        broader={"politician": ["person"], "athlete": ["person"]},
+    )
+    assert names.choices("politician", {"politician", "city"}, True) == ["statesman", "person"]
+    # another gold type falls under "person": calling politicians "person" would make athletes negatives
+    assert names.choices("politician", {"politician", "athlete"}, True) == ["statesman"]
+    assert names.choices("politician", {"politician", "person"}, True) == ["statesman"]
+    # a negative label takes synonyms only, and never the name of a gold label
+    assert names.choices("politician", {"city"}, False) == ["statesman"]
+    assert names.choices("company", {"person"}, False) == ["firm"]
+
+
+def test_packaged_label_names_load_and_bad_files_are_named(tmp_path):
+    from anyner.train.sampling import LabelNames
+
+    names = LabelNames.load()
+    assert "organisation" in names.synonyms["organization"]
+    assert "person" in names.broader["politician"]
+    bad = tmp_path / "names.json"
+    bad.write_text(json.dumps({"synonyms": {"person": "human"}}))
+    with pytest.raises(ValueError, match=r"names\.json.*'synonyms' must map"):
+        LabelNames.load(bad)
+
+
+def test_renamed_labels_keep_their_spans_and_are_deterministic(tmp_path, tiny_bert_dir):
+    from anyner.train.sampling import Mix, load_corpora
+
+    cfg = tiny_config(tmp_path, tiny_bert_dir, rename_labels=1.0, neg_ratio=0.0)
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({"synonyms": {"person": ["human"], "city": ["town"]}}))
+    cfg.train.label_names = str(names)
+    corpora = load_corpora(cfg.data, 0, lambda m: None)
+    mix = Mix(corpora, cfg.train, 50, 4)
+    plain = Mix(corpora, tiny_config(tmp_path / "p", tiny_bert_dir, neg_ratio=0.0).train, 50, 4)
+    for step in range(20):
+        item, again, base = mix.item(0, step, 0), mix.item(0, step, 0), plain.item(0, step, 0)
+        assert (item.labels, item.spans) == (again.labels, again.spans)
+        rename = {"person": "human", "city": "town"}
+        assert item.labels == [rename[lab] for lab in base.labels]
+        assert item.spans == base.spans

@@ -51,6 +51,8 @@ class TrainSettings:
     neg_ratio: float = 1.0  # negative labels per positive label: 1.0 = about half the prompt
     max_types: int = 25
     drop_labels: float = 0.5  # probability that an example keeps only a random subset of its labels
+    rename_labels: float = 0.0  # probability that a prompted label takes another of its names
+    label_names: str | None = None  # JSON of other names (default: the packaged label_synonyms.json)
     loss: str = "bce"  # "bce" or "focal"
     focal_alpha: float = 0.75
     focal_gamma: float = 2.0
@@ -111,6 +113,8 @@ class TrainConfig:
             raise ValueError(f"train.schedule must be cosine, linear or constant, got {t.schedule!r}")
         if not 0.0 <= t.warmup_ratio < 1.0:
             raise ValueError(f"train.warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
+        if not 0.0 <= t.rename_labels <= 1.0:
+            raise ValueError(f"train.rename_labels must be in [0, 1], got {t.rename_labels}")
         if not 0.0 <= t.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
         if t.neg_ratio < 0 or not 0.0 <= t.drop_labels <= 1.0:
@@ -150,10 +154,12 @@ def config_from_dict(raw: dict[str, Any], base: Path | None = None) -> TrainConf
     ev.data = [resolve(p) for p in ev.data]
     out = _build(OutputSettings, dict(raw.get("output", {})), "[output]")
     out.dir = resolve(out.dir)
+    train = _build(TrainSettings, dict(raw.get("train", {})), "[train]")
+    train.label_names = resolve(train.label_names)
     return TrainConfig(
         model=model,
         data=data,
-        train=_build(TrainSettings, dict(raw.get("train", {})), "[train]"),
+        train=train,
         output=out,
         eval=ev,
     )

@@ -7,9 +7,11 @@ the data position needs no state of its own.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +72,48 @@ def load_corpora(sources: list[DataSource], seed: int, log=print) -> list[Corpus
     return corpora
 
 
+@dataclass
+class LabelNames:
+    """Other names for labels: ``synonyms`` name the same type, ``broader`` a coarser one."""
+
+    synonyms: dict[str, list[str]] = field(default_factory=dict)
+    broader: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> LabelNames:
+        """Read a names file (``{"synonyms": {...}, "broader": {...}}``); None = the packaged one."""
+        if path is None:
+            text = resources.files("anyner.resources").joinpath("label_synonyms.json").read_text("utf-8")
+            where = "anyner/resources/label_synonyms.json"
+        else:
+            text, where = Path(path).read_text(encoding="utf-8"), str(path)
+        raw = json.loads(text)
+        tables = {}
+        for key in ("synonyms", "broader"):
+            table = raw.get(key, {})
+            if not isinstance(table, dict) or not all(
+                isinstance(v, list) and all(isinstance(x, str) and x.strip() for x in v)
+                for v in table.values()
+            ):
+                raise ValueError(f"{where}: '{key}' must map each label to a list of names")
+            tables[key] = table
+        return cls(**tables)
+
+    def choices(self, label: str, gold: set[str], positive: bool) -> list[str]:
+        """The names ``label`` may take in a prompt for an example whose gold labels are ``gold``.
+
+        A broader name is offered only for a gold label, and only when no other gold
+        label of the example falls under it (else those spans would be wrong negatives).
+        A negative label never takes a name that is one of the gold labels.
+        """
+        names = [n for n in self.synonyms.get(label, []) if n not in gold]
+        if positive:
+            for coarse in self.broader.get(label, []):
+                if not any(g != label and (g == coarse or coarse in self.broader.get(g, [])) for g in gold):
+                    names.append(coarse)
+        return names
+
+
 class Mix:
     """Samples prompted training items from weighted corpora."""
 
@@ -85,6 +129,7 @@ class Mix:
             raise ValueError("the training data has no labelled span at all")
         self.pool = sorted(counts)  # negatives are drawn from the labels of all other examples
         self.long_spans = 0  # gold spans wider than max_width (they cannot be scored)
+        self.names = LabelNames.load(settings.label_names) if settings.rename_labels > 0 else None
 
     def item(self, seed: int, step: int, slot: int) -> TrainItem:
         rng = np.random.default_rng([seed, step, slot])
@@ -115,6 +160,7 @@ class Mix:
             keep = int(rng.integers(1, len(labels) + 1))
             labels = [labels[j] for j in sorted(rng.permutation(len(labels))[:keep])]
         labels = [labels[j] for j in rng.permutation(len(labels))][: s.max_types]
+        shown = self._rename(labels, set(positives), rng) if self.names is not None else labels
         index = {lab: j for j, lab in enumerate(labels)}
         kept = []
         for x, y, lab in spans:
@@ -123,4 +169,15 @@ class Mix:
                     self.long_spans += 1
                     continue
                 kept.append((x, y, index[lab]))
-        return TrainItem(list(words), labels, kept)
+        return TrainItem(list(words), shown, kept)
+
+    def _rename(self, labels: list[str], gold: set[str], rng: np.random.Generator) -> list[str]:
+        """Give each label, with probability ``rename_labels``, another of its names (no repeats)."""
+        shown = list(labels)
+        for i, label in enumerate(labels):
+            if rng.random() >= self.settings.rename_labels:
+                continue
+            options = [n for n in self.names.choices(label, gold, label in gold) if n not in shown]
+            if options:
+                shown[i] = options[int(rng.integers(len(options)))]
+        return shown
