@@ -73,7 +73,7 @@ class OutputSettings:
 class EvalSettings:
     data: list[str] = field(default_factory=list)  # benchmark folders (test.json + labels.json)
     every: int = 0  # 0 = only at the end
-    limit: int | None = 200
+    limit: int | None = 200  # sentences per set; 0 = all of them
     threshold: float = 0.5
 
 
@@ -152,6 +152,8 @@ def config_from_dict(raw: dict[str, Any], base: Path | None = None) -> TrainConf
         d.path = resolve(d.path)
     ev = _build(EvalSettings, dict(raw.get("eval", {})), "[eval]")
     ev.data = [resolve(p) for p in ev.data]
+    if ev.limit == 0:  # TOML has no null: 0 stands for "every sentence"
+        ev.limit = None
     out = _build(OutputSettings, dict(raw.get("output", {})), "[output]")
     out.dir = resolve(out.dir)
     train = _build(TrainSettings, dict(raw.get("train", {})), "[train]")

@@ -1,0 +1,196 @@
+"""ONNX speed and accuracy: anyner's fp32 and int8 exports against the reference package.
+
+Speed uses the same v2.1-style checkpoint as benchmarks/inference.py (a BiLSTM +
+markerV0 head, hidden 512, on all-MiniLM-L6-v2, saved by the reference). Each
+runtime reads the same texts with the same labels on the same threads:
+
+- reference torch:   ``GLiNER.from_pretrained(folder)``
+- reference int8:    the reference's own ``export_to_onnx(quantize=True)``, loaded with
+                     ``load_onnx_model=True`` and run by ONNX Runtime
+- anyner torch, anyner fp32 ONNX, anyner int8 ONNX (``anyner export onnx --quantize int8``)
+
+Accuracy of int8 needs a trained model, so it is measured on the built-in model:
+OOD F1 with torch against OOD F1 with its int8 export (paper protocol).
+
+    python benchmarks/onnx_speed.py                   # speed + F1 on the full OOD sets
+    python benchmarks/onnx_speed.py --f1-limit 200    # F1 on the first 200 sentences per set
+    python benchmarks/onnx_speed.py --skip-f1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from inference import build_checkpoint, corpus, shared_dir  # noqa: E402
+
+CASES = [(40, 5, 8), (40, 25, 8), (200, 5, 8), (200, 25, 8)]
+RUNTIMES = ("reference-torch", "reference-int8", "anyner-torch", "anyner-fp32", "anyner-int8")
+
+
+def exports(folder: Path) -> tuple[Path, Path]:
+    """The reference's int8 export and anyner's exports of ``folder`` (made once, cached)."""
+    ref_dir = folder.with_name(folder.name + "-ref-onnx")
+    ours_dir = folder.with_name(folder.name + "-anyner-onnx")
+    if not (ref_dir / "model_quantized.onnx").is_file():
+        from gliner import GLiNER
+
+        model = GLiNER.from_pretrained(str(folder), local_files_only=True)
+        model.export_to_onnx(ref_dir, quantize=True)
+    if not (ours_dir / "model_int8.onnx").is_file():
+        sys.path.insert(0, str(REPO / "src"))
+        from anyner import AnyNER
+        from anyner.export_onnx import export_onnx
+
+        export_onnx(AnyNER.from_pretrained(folder), ours_dir, quantize="int8")
+    return ref_dir, ours_dir
+
+
+def worker(runtime: str, folder: str, ref_dir: str, ours_dir: str, reps: int) -> None:
+    import torch
+
+    threads = int(os.environ.get("BENCH_THREADS", "2"))
+    torch.set_num_threads(threads)
+    if runtime.startswith("reference"):
+        from gliner import GLiNER
+
+        if runtime == "reference-torch":
+            model = GLiNER.from_pretrained(folder, local_files_only=True)
+        else:
+            model = GLiNER.from_pretrained(
+                ref_dir, local_files_only=True, load_onnx_model=True, onnx_model_file="model_quantized.onnx"
+            )
+
+        def run(texts, labels, batch):
+            return model.inference(texts, labels, threshold=0.5, flat_ner=True, batch_size=batch)
+
+    else:
+        sys.path.insert(0, str(REPO / "src"))
+        from anyner import AnyNER
+
+        if runtime == "anyner-torch":
+            model = AnyNER.from_pretrained(folder)
+        else:
+            file = "model.onnx" if runtime == "anyner-fp32" else "model_int8.onnx"
+            model = AnyNER.from_pretrained(ours_dir, backend="onnx", onnx_file=file)
+
+        def run(texts, labels, batch):
+            return [
+                [e.to_dict() for e in ents] for ents in model.predict_batch(texts, labels, batch_size=batch)
+            ]
+
+    results = {}
+    for n_words, n_labels, batch in CASES:
+        texts, pool = corpus(n_words, 32)
+        labels = pool[:n_labels]
+        run(texts[:batch], labels, batch)  # warm-up
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            out = run(texts, labels, batch)
+            times.append(time.perf_counter() - t)
+        words = sum(len(t.split()) for t in texts)
+        results[f"{n_words}w x {n_labels}l x b{batch}"] = {
+            "words_per_s": words / statistics.median(times),
+            "entities": [[(e["start"], e["end"], e["label"]) for e in ents] for ents in out],
+        }
+    print(json.dumps(results))
+
+
+def f1_gap(limit: int | None) -> tuple[float, float, dict[str, float], dict[str, float]]:
+    """OOD F1 of the built-in model with torch and with its int8 export."""
+    sys.path.insert(0, str(REPO / "src"))
+    from anyner import AnyNER
+    from anyner.builtin import builtin_model_path
+    from anyner.evaluate import evaluate_suite
+    from anyner.export_onnx import export_onnx
+
+    ood = sorted(p for p in (shared_dir() / "data" / "benchmark" / "ood").iterdir() if p.is_dir())
+    out = Path(tempfile.gettempdir()) / "anyner-builtin-onnx"
+    if not (out / "model_int8.onnx").is_file():
+        export_onnx(AnyNER.from_pretrained(builtin_model_path()), out, quantize="int8")
+    torch_suite = evaluate_suite(AnyNER.from_pretrained(builtin_model_path()), ood, limit=limit)
+    int8_suite = evaluate_suite(
+        AnyNER.from_pretrained(out, backend="onnx", onnx_file="model_int8.onnx"), ood, limit=limit
+    )
+    per = lambda s: {d.name: d.scores.f1 for d in s.datasets}  # noqa: E731
+    return torch_suite.average_f1, int8_suite.average_f1, per(torch_suite), per(int8_suite)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--checkpoint", type=Path, default=Path(tempfile.gettempdir()) / "anyner-bench-v21")
+    p.add_argument("--f1-limit", type=int, default=None, help="sentences per OOD set for the F1 check")
+    p.add_argument("--skip-f1", action="store_true")
+    p.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        worker(*args.worker, reps=args.reps)
+        return
+    folder = build_checkpoint(args.checkpoint)
+    ref_dir, ours_dir = exports(folder)
+    env = dict(os.environ, BENCH_THREADS=str(args.threads), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               OMP_NUM_THREADS=str(args.threads))  # fmt: skip
+    runs = {}
+    for rt in RUNTIMES:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--reps",
+            str(args.reps),
+            "--worker",
+            rt,
+            str(folder),
+            str(ref_dir),
+            str(ours_dir),
+        ]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"{rt} failed:\n{done.stderr[-3000:]}")
+        runs[rt] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(
+        f"# {time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | {os.cpu_count()} CPUs | threads {args.threads}"
+    )
+    print("words/s")
+    print(
+        f"{'case':<20}"
+        + "".join(f"{rt:>17}" for rt in RUNTIMES)
+        + f"{'int8/ref-torch':>16}{'int8/ref-int8':>15}"
+    )
+    for case in runs["reference-torch"]:
+        ws = {rt: runs[rt][case]["words_per_s"] for rt in RUNTIMES}
+        cells = "".join(f"{ws[rt]:>17.0f}" for rt in RUNTIMES)
+        r1 = ws["anyner-int8"] / ws["reference-torch"]
+        r2 = ws["anyner-int8"] / ws["reference-int8"]
+        print(f"{case:<20}{cells}{r1:>15.1f}x{r2:>14.1f}x")
+    same = all(
+        runs["anyner-fp32"][c]["entities"] == runs["anyner-torch"][c]["entities"]
+        for c in runs["anyner-torch"]
+    )
+    ref_same = all(
+        runs["anyner-torch"][c]["entities"] == runs["reference-torch"][c]["entities"]
+        for c in runs["anyner-torch"]
+    )
+    print(f"entities: anyner fp32 ONNX == anyner torch: {same}; anyner torch == reference torch: {ref_same}")
+    if not args.skip_f1:
+        t, q, per_t, per_q = f1_gap(args.f1_limit)
+        scope = "full test sets" if args.f1_limit is None else f"first {args.f1_limit} sentences per set"
+        print(f"built-in model, OOD F1 ({scope}): torch {t:.2f} | int8 ONNX {q:.2f} | drop {t - q:+.2f}")
+        print("  per set (torch -> int8): " + ", ".join(f"{k} {per_t[k]:.1f}->{per_q[k]:.1f}" for k in per_t))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Recipe ablations for the built-in model, measured zero-shot on held-out training corpora.
+
+Five corpora of the permissive training pool are held out of every ablation run
+(wnut17, cyner, stackoverflow_ner, litbank, inlegalner): their dev/test splits
+become a zero-shot dev suite, so recipe choices are made without touching the
+benchmark. Each variant starts from configs/builtin-minilm.toml, changes one
+thing, trains a short run (resumable) and scores the dev suite.
+
+    python scripts/ablate.py baseline names head512 --steps 1500
+    python scripts/ablate.py --report            # the table of finished variants
+
+Runs and dev folders go to ../runs/ablations (outside the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT.parent / "runs" / "ablations"
+DATA = ROOT.parent / "shared" / "data" / "train"
+
+# corpus file names of the recipe that are held out, and the split each dev set comes from
+HELD_OUT = {
+    "wnut17": ("wnut17/emerging.dev.conll", "wnut17"),
+    "cyner": ("cyner/cyner_valid.jsonl", None),
+    "stackoverflow": ("stackoverflow_ner/so_dev.jsonl", None),
+    "litbank": ("litbank/litbank_entities_nested.jsonl", None),
+    "inlegalner": ("inlegalner/inlegalner_dev.jsonl", None),
+}
+HELD_OUT_TRAIN = ("wnut17", "cyner", "stackoverflow_ner", "litbank", "inlegalner")
+
+VARIANTS = {
+    "baseline": {},
+    "names": {"train": {"rename_labels": 0.3}},
+    "names50": {"train": {"rename_labels": 0.5}},
+    "head512": {"model": {"hidden_size": 512}},
+    "head768-lstm": {"model": {"hidden_size": 768, "num_rnn_layers": 1}},
+    "dropout04": {"model": {"dropout": 0.4}},
+    "bce": {"train": {"loss": "bce"}},
+    # not for a shipped model (licenses): what broader types would buy
+    "pilener": {
+        "data+": [
+            {
+                "path": "../../shared/data/train/pilener-subset-nc/pilener391_ALL_dev_gliner.json",
+                "weight": 3.0,
+            }
+        ]
+    },
+    "ufet": {
+        "data+": [
+            {
+                "path": "../../shared/data/train/research-unclear-license/ufet_crowd/ufet_crowd_train.jsonl",
+                "weight": 2.0,
+            }
+        ]
+    },
+}
+
+
+def make_dev(limit: int = 300, seed: int = 0) -> list[Path]:
+    """Write each held-out corpus's dev split as a benchmark folder (test.json + labels.json)."""
+    from anyner.data import load_label_map, read_examples
+
+    folders = []
+    for name, (relative, label_map) in HELD_OUT.items():
+        folder = RUNS / "dev" / name
+        folders.append(folder)
+        if (folder / "test.json").exists():
+            continue
+        examples, _ = read_examples(
+            DATA / relative, label_map=load_label_map(label_map) if label_map else None
+        )
+        examples = [e for e in examples if e.spans]
+        random.Random(seed).shuffle(examples)
+        records, labels = [], set()
+        for ex in examples[:limit]:
+            starts, pos = [], 0
+            for w in ex.words:
+                starts.append(pos)
+                pos += len(w) + 1
+            text = " ".join(ex.words)
+            ents = []
+            for s in ex.spans:
+                a, b = starts[s.start], starts[s.end - 1] + len(ex.words[s.end - 1])
+                ents.append({"name": text[a:b], "type": s.label, "pos": [a, b]})
+                labels.add(s.label)
+            records.append({"sentence": text, "entities": ents})
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "test.json").write_text(json.dumps(records, ensure_ascii=False))
+        (folder / "labels.json").write_text(json.dumps(sorted(labels)))
+    return folders
+
+
+def variant_config(name: str, steps: int):
+    from anyner.train.config import config_from_dict
+
+    raw = tomllib.loads((ROOT / "configs" / "builtin-minilm.toml").read_text())
+    raw = copy.deepcopy(raw)
+    raw["data"] = [d for d in raw["data"] if not any(h in d["path"] for h in HELD_OUT_TRAIN)]
+    for table, values in VARIANTS[name].items():
+        if table == "data+":
+            raw["data"] += values
+        else:
+            raw.setdefault(table, {}).update(values)
+    raw["train"]["steps"] = steps
+    raw["output"] = {"dir": str(RUNS / name), "save_every": 100, "keep": 2, "log_every": 50}
+    return config_from_dict(raw, base=ROOT / "configs")
+
+
+def run(name: str, steps: int, dev: list[Path]) -> dict:
+    from anyner.evaluate import evaluate_suite
+    from anyner.train import Trainer
+
+    out = RUNS / name / "result.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    trainer = Trainer(variant_config(name, steps), progress=False)
+    model = trainer.fit(resume=True)
+    suite = evaluate_suite(model, dev, threshold=0.5)
+    losses = [json.loads(x) for x in (RUNS / name / "metrics.jsonl").read_text().splitlines()]
+    losses = [r for r in losses if "loss" in r]
+    result = {
+        "variant": name,
+        "change": VARIANTS[name],
+        "steps": steps,
+        "dev_f1": {d.name: round(d.scores.f1, 1) for d in suite.datasets},
+        "average_f1": round(suite.average_f1, 1),
+        "last_loss": losses[-1]["loss"] if losses else None,
+        "s_per_step": losses[-1]["elapsed_s"] / max(1, losses[-1]["step"]) if losses else None,
+    }
+    out.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def report() -> None:
+    rows = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*/result.json"))]
+    if not rows:
+        print("no finished variant under", RUNS)
+        return
+    names = list(rows[0]["dev_f1"])
+    print(f"{'variant':14}" + "".join(f"{n[:13]:>14}" for n in names) + f"{'average':>10}{'steps':>7}")
+    for r in rows:
+        cells = "".join(f"{r['dev_f1'][n]:>14.1f}" for n in names)
+        print(f"{r['variant']:14}{cells}{r['average_f1']:>10.1f}{r['steps']:>7}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("variants", nargs="*", choices=[[], *VARIANTS], help="variants to run, in order")
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--report", action="store_true", help="print the table of finished variants")
+    args = ap.parse_args()
+    if not DATA.exists():
+        sys.exit(f"{DATA} is absent: the ablations need the shared training data")
+    dev = make_dev()
+    for name in args.variants:
+        print(json.dumps(run(name, args.steps, dev)), flush=True)
+    if args.report or args.variants:
+        report()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
