@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Iterator
+import textwrap
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import closing, nullcontext
+from itertools import chain, islice
 from pathlib import Path
+from typing import IO, Any
 
 EXAMPLES_PREDICT = """\
 examples:
   anyner predict "Bill Gates founded Microsoft on April 4, 1975." --labels person,organization,date
   anyner predict --file notes.txt --labels "drug,dose,side effect" --format jsonl > found.jsonl
   cat texts.jsonl | anyner predict --labels person,city --format json       # JSONL with a "text" field
+  anyner predict -f big.txt -l person --format jsonl | head -n 3            # stops early, quietly
+  anyner predict -f big.txt -l person --format jsonl --quiet > found.jsonl  # no progress bar
   anyner predict "..." --labels person --model urchade/gliner_small-v2.1     # a Hub id or a local folder
 
 input: TEXT arguments, else --file, else stdin. Each line is one text; a line that is a
-JSON object takes its "text" field. Exit status: 0 on success, 2 on bad arguments or
-input, 1 when the model cannot be loaded.
+JSON object takes its "text" field. Texts are read --batch-size at a time and each batch's
+results are written (and flushed) as soon as they are found, so long inputs stream; only
+--format html waits for the whole input. A progress bar (texts, words/s) goes to stderr
+when reading --file, or stdin with stderr on a terminal; --no-progress or --quiet hide it.
+Exit status: 0 on success (also when the reader of the output stops early), 2 on bad
+arguments or input, 1 when the model cannot be loaded.
 """
 
 EXAMPLES_EVALUATE = """\
@@ -115,7 +128,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--nested", action="store_true", help="allow entities inside entities")
     pr.add_argument("--multi-label", action="store_true", help="let one span carry several labels")
-    pr.add_argument("--batch-size", type=int, default=8, help="texts per model batch (default 8)")
+    pr.add_argument(
+        "--batch-size", type=int, default=8, help="texts per model batch, written as it is done (default 8)"
+    )
+    pr.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    pr.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="nothing on stderr but errors: no progress bar, no warnings",
+    )
     pr.set_defaults(func=cmd_predict)
 
     ev = sub.add_parser(
@@ -222,71 +244,183 @@ def _labels(arg: str) -> list[str]:
 
 
 def _read_texts(args: argparse.Namespace) -> Iterator[str]:
+    """The texts, read lazily: the TEXT arguments, else the lines of --file, else of stdin."""
     if args.texts:
         yield from args.texts
         return
-    stream = args.file.open(encoding="utf-8") if args.file else sys.stdin
-    with stream:
+    name = str(args.file) if args.file else "<stdin>"
+    if args.file is None:
+        stream = sys.stdin  # read, never closed: it is not ours
+    else:
+        try:
+            stream = args.file.open(encoding="utf-8")
+        except OSError as e:
+            raise ValueError(f"cannot read {name}: {e.strerror or e}") from e
+    n = 0
+    try:
         for n, line in enumerate(stream, 1):
             line = line.rstrip("\r\n")
             if line.lstrip().startswith("{"):
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise ValueError(f"{args.file or '<stdin>'}:{n}: not valid JSON: {e}") from e
+                    raise ValueError(f"{name}:{n}: not valid JSON: {e}") from e
                 if not isinstance(record.get("text"), str):
-                    raise ValueError(f"{args.file or '<stdin>'}:{n}: JSON line has no string field 'text'")
+                    raise ValueError(f"{name}:{n}: JSON line has no string field 'text'")
                 line = record["text"]
             yield line
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{name}:{n + 1}: not UTF-8 text ({e.reason})") from e
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+def _predict_stream(
+    model: Any,
+    texts: Iterable[str],
+    labels: list[str],
+    *,
+    batch_size: int,
+    progress: Any = None,
+    **options: Any,
+) -> Iterator[list[tuple[str, list]]]:
+    """Predict ``texts`` ``batch_size`` at a time, as they are read; yield each batch's (text, entities).
+
+    A batch is read only when the previous one has been handed on, so the first results
+    come out while later texts are still unread. ``progress`` (a tqdm bar, or None) is
+    advanced by each batch, with the words per second read so far.
+    """
+    texts, words, start = iter(texts), 0, time.perf_counter()
+    while batch := list(islice(texts, batch_size)):
+        found = model.predict_batch(batch, labels, batch_size=batch_size, **options)
+        if progress is not None:
+            words += sum(len(t.split()) for t in batch)
+            rate = words / max(time.perf_counter() - start, 1e-9)
+            progress.set_postfix_str(f"{rate:,.0f} words/s", refresh=False)
+            progress.update(len(batch))
+        yield list(zip(batch, found, strict=True))
+
+
+def _write_results(
+    out: IO[str], fmt: str, batches: Iterator[list[tuple[str, list]]], numbered: bool, bar: Any = None
+) -> None:
+    """Write each batch in ``fmt`` as it comes and flush it (html: one page at the end).
+
+    ``bar``: a progress bar on the same terminal, cleared while a batch is written.
+    """
+    if fmt == "html":
+        from anyner.render import render_page
+
+        out.write(render_page([pair for batch in batches for pair in batch]))
+        out.flush()
+        return
+    i = 0
+    if fmt == "json":  # the array json.dump(..., indent=2) writes, an item at a time
+        out.write("[")
+    for batch in batches:
+        _write_batch(out, fmt, batch, numbered, i, bar)
+        i += len(batch)
+    if fmt == "json":
+        out.write("]\n" if i == 0 else "\n]\n")
+        out.flush()
+
+
+def _write_batch(
+    out: IO[str], fmt: str, batch: list[tuple[str, list]], numbered: bool, i: int, bar: Any
+) -> None:
+    with bar.external_write_mode(file=out) if bar is not None else nullcontext():
+        for text, ents in batch:
+            record = {"text": text, "entities": [e.to_dict() for e in ents]}
+            if fmt == "json":
+                item = textwrap.indent(json.dumps(record, ensure_ascii=False, indent=2), "  ")
+                out.write(("\n" if i == 0 else ",\n") + item)
+            elif fmt == "jsonl":
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                if numbered:
+                    out.write(f"# text {i + 1}\n")
+                if not ents:
+                    out.write("(no entities)\n")
+                width = max((len(e.text) for e in ents), default=0)
+                for e in ents:
+                    out.write(f"{e.text:<{width}}  {e.label:<20}  {e.score:.2f}  [{e.start}:{e.end}]\n")
+            i += 1
+        out.flush()
+
+
+def _count_lines(path: Path) -> int | None:
+    """Lines in a regular file (a quick byte count), for the progress bar's total; else None."""
+    try:
+        if not path.is_file():  # a pipe or a device: reading it here would consume it
+            return None
+        n, last = 0, b"\n"
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                n, last = n + chunk.count(b"\n"), chunk[-1:]
+        return n + (last != b"\n")
+    except OSError:
+        return None
+
+
+def _stdout_to_devnull() -> None:
+    """After the reader closed the pipe (``| head``), point stdout at /dev/null, so that
+    Python's last flush at exit fails silently instead of printing a BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (e.g. captured in tests)
+        pass
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from anyner.pipeline import AnyNER
 
     labels = _labels(args.labels)
     if not 0.0 <= args.threshold <= 1.0:
         raise ValueError(f"--threshold must be in [0, 1], got {args.threshold}")
-    try:
-        model = AnyNER.from_pretrained(args.model)
-    except (OSError, NotImplementedError) as e:
-        print(f"anyner: cannot load the model: {e}", file=sys.stderr)
-        return 1
-    texts = list(_read_texts(args))
-    show_progress = len(texts) > 32 and sys.stderr.isatty()
-    results = model.predict_batch(
-        texts, labels, batch_size=args.batch_size, threshold=args.threshold, flat=not args.nested,
-        multi_label=args.multi_label, progress=show_progress,
-    )  # fmt: skip
-    out = sys.stdout
-    if args.format == "json":
-        json.dump(
-            [
-                {"text": t, "entities": [e.to_dict() for e in ents]}
-                for t, ents in zip(texts, results, strict=True)
-            ],
-            out,
-            ensure_ascii=False,
-            indent=2,
-        )
-        out.write("\n")
-    elif args.format == "jsonl":
-        for t, ents in zip(texts, results, strict=True):
-            out.write(
-                json.dumps({"text": t, "entities": [e.to_dict() for e in ents]}, ensure_ascii=False) + "\n"
-            )
-    elif args.format == "html":
-        from anyner.render import render_page
-
-        out.write(render_page(zip(texts, results, strict=True)))
-    else:
-        for i, ents in enumerate(results):
-            if len(texts) > 1:
-                out.write(f"# text {i + 1}\n")
-            if not ents:
-                out.write("(no entities)\n")
-            width = max((len(e.text) for e in ents), default=0)
-            for e in ents:
-                out.write(f"{e.text:<{width}}  {e.label:<20}  {e.score:.2f}  [{e.start}:{e.end}]\n")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    if args.file is not None and not args.texts and not args.file.exists():
+        raise ValueError(f"cannot read {args.file}: no such file")  # before the model loads
+    show_progress = not (args.texts or args.quiet or args.no_progress) and (
+        args.file is not None or sys.stderr.isatty()
+    )
+    with warnings.catch_warnings(), closing(_read_texts(args)) as texts:
+        if args.quiet:
+            warnings.simplefilter("ignore")
+        try:
+            model = AnyNER.from_pretrained(args.model)
+        except (OSError, NotImplementedError) as e:
+            print(f"anyner: cannot load the model: {e}", file=sys.stderr)
+            return 1
+        head = list(islice(texts, 2))  # one text alone is printed without a "# text 1" header
+        total = _count_lines(args.file) if show_progress and args.file is not None else None
+        bar = tqdm(
+            total=total, desc="anyner", unit="text", file=sys.stderr, disable=not show_progress,
+            dynamic_ncols=True, mininterval=0.5,
+        )  # fmt: skip
+        with bar:
+            batches = _predict_stream(
+                model, chain(head, texts), labels, batch_size=args.batch_size,
+                progress=bar if show_progress else None, threshold=args.threshold,
+                flat=not args.nested, multi_label=args.multi_label,
+            )  # fmt: skip
+            try:
+                shared_terminal = show_progress and sys.stdout.isatty() and sys.stderr.isatty()
+                _write_results(
+                    sys.stdout,
+                    args.format,
+                    batches,
+                    numbered=len(head) > 1,
+                    bar=bar if shared_terminal else None,
+                )
+            except BrokenPipeError:
+                _stdout_to_devnull()
+                return 0
     return 0
 
 
