@@ -251,3 +251,18 @@ def test_closed_pipe_exits_quietly(tmp_path, fmt):
     assert code == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
     assert "anyner:" in err  # the progress bar, on stderr
+
+
+def test_ctrl_c_exits_130_without_a_traceback(monkeypatch, capsys):
+    from anyner import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    parser = cli._parser()
+    for sub in parser._subparsers._group_actions[0].choices.values():
+        sub.set_defaults(func=interrupted)
+    monkeypatch.setattr(cli, "_parser", lambda: parser)
+    assert cli.main(["evaluate", "--model", "x", "--data", "y"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import textwrap
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -333,7 +332,8 @@ def _write_batch(
         for text, ents in batch:
             record = {"text": text, "entities": [e.to_dict() for e in ents]}
             if fmt == "json":
-                item = textwrap.indent(json.dumps(record, ensure_ascii=False, indent=2), "  ")
+                # not textwrap.indent: it also breaks lines at U+2028, U+0085, ... inside the strings
+                item = "  " + json.dumps(record, ensure_ascii=False, indent=2).replace("\n", "\n  ")
                 out.write(("\n" if i == 0 else ",\n") + item)
             elif fmt == "jsonl":
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -527,7 +527,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"anyner: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
+        _stdout_to_devnull()
         return 0
+    except KeyboardInterrupt:
+        print("anyner: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, as shells report it
 
 
 if __name__ == "__main__":
