@@ -165,9 +165,17 @@ def read_config(folder: Path) -> AnyNERConfig:
         raise CheckpointError(f"{folder} has no {CONFIG_NAME}: it is not a GLiNER/anyner model folder")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{path} is not UTF-8 text (byte {e.start}): the file is damaged") from e
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} is not valid JSON: {e}") from e
-    return config_from_gliner(raw, str(path))
+    config = config_from_gliner(raw, str(path))
+    if config.encoder_config is not None:  # check it now, while the file can still be named
+        try:
+            encoder_hf_config(config)
+        except Exception as e:  # unknown model_type, a field of the wrong type, inconsistent sizes
+            raise CheckpointError(f"{path}: its encoder_config is not valid: {type(e).__name__}: {e}") from e
+    return config
 
 
 def encoder_hf_config(config: AnyNERConfig) -> PretrainedConfig:
@@ -200,12 +208,29 @@ def load_tokenizer(folder: Path | None, config: AnyNERConfig) -> PreTrainedToken
         tokenizer = AutoTokenizer.from_pretrained(source)
     except OSError as e:
         raise OSError(_offline_message(config.encoder, "the tokenizer", e)) from e
+    except ImportError:
+        raise
+    except Exception as e:  # a damaged tokenizer file (the tokenizers library raises plain Exception)
+        raise CheckpointError(
+            f"cannot load the tokenizer from {_damaged_json(Path(source)) or source}: {type(e).__name__}: {e}"
+        ) from e
     # GLiNER asks sentencepiece tokenizers for their bos/eos tokens; do the same so ids match.
     if getattr(tokenizer, "add_bos_token", None) is not None and tokenizer.bos_token_id is not None:
         tokenizer.add_bos_token = True
     if getattr(tokenizer, "add_eos_token", None) is not None and tokenizer.eos_token_id is not None:
         tokenizer.add_eos_token = True
     return tokenizer
+
+
+def _damaged_json(folder: Path) -> Path | None:
+    """The first of a folder's tokenizer JSON files that does not parse, if any."""
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"):
+        try:
+            json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:  # ValueError: bad JSON or bad UTF-8
+            if not isinstance(e, FileNotFoundError | NotADirectoryError):
+                return folder / name
+    return None
 
 
 def add_prompt_tokens(tokenizer: PreTrainedTokenizerBase, config: AnyNERConfig) -> None:
@@ -306,6 +331,11 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
                 f"{path}: {key} has shape {tuple(tensor.shape)} but the config implies "
                 f"{tuple(expected[ours].shape)}; the weights and {CONFIG_NAME} do not belong together"
             )
+        if expected[ours].is_floating_point():
+            if not tensor.is_floating_point():
+                raise CheckpointError(f"{path}: {key} holds {tensor.dtype} values where weights are floats")
+            if not torch.isfinite(tensor.sum(dtype=torch.float32)):  # one pass; NaN and inf propagate
+                raise CheckpointError(f"{path}: {key} holds NaN or infinite values; the weights are damaged")
         mapped[ours] = tensor
     missing = [
         anyner_to_gliner_key(k) for k in expected if k not in mapped and not k.endswith("position_ids")

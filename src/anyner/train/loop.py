@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,17 @@ from anyner.train.sampling import Mix, TrainItem, load_corpora
 
 STATE_NAME = "trainer_state.pt"
 LATEST_NAME = "latest"
+KILL_AT_ENV = "ANYNER_TEST_KILL_AT"  # tests only, see _test_kill_point
+
+
+def _test_kill_point(point: str, step: int) -> None:
+    """Fault-injection hook for tests: the process SIGKILLs itself at a named point of a save.
+
+    With ``$ANYNER_TEST_KILL_AT`` set to ``"<point>:<step>"`` (e.g. ``"checkpoint-rename:6"``) a
+    run dies there as a ``kill -9`` would; unset (every normal run) this does nothing.
+    """
+    if os.environ.get(KILL_AT_ENV) == f"{point}:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _resolve_encoder(name: str) -> str:
@@ -286,6 +298,7 @@ class Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         with self._weights_for_export():
             self.model.save_pretrained(tmp)
+        _test_kill_point("checkpoint-model", self.step)  # the weights written, not the trainer state
         state = {
             "step": self.step,
             "optimizer": self.optimizer.state_dict(),
@@ -298,9 +311,11 @@ class Trainer:
         }
         torch.save(state, tmp / STATE_NAME)
         _fsync_tree(tmp)
+        _test_kill_point("checkpoint-rename", self.step)  # every file written, the folder not renamed
         final = self.ckpt_dir / name
         shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)
+        _test_kill_point("checkpoint-latest", self.step)  # renamed, `latest` not yet updated
         _atomic_write(self.ckpt_dir / LATEST_NAME, name + "\n")
         done = sorted(p for p in self.ckpt_dir.glob("step-*") if (p / STATE_NAME).is_file())
         for old in done[: -self.config.output.keep]:
@@ -323,22 +338,43 @@ class Trainer:
             self.log(f"no checkpoint in {self.ckpt_dir}: starting from step 0")
             return
         try:
-            state = torch.load(ckpt / STATE_NAME, map_location="cpu", weights_only=True)
+            self._load_checkpoint(ckpt)
+        except checkpoint.CheckpointError as e:
+            # No silent fall-back: a checkpoint is written atomically, so a bad one means damage
+            # the user should see; the message says how to go back to the one before.
+            older = [
+                p for p in sorted(self.ckpt_dir.glob("step-*")) if (p / STATE_NAME).is_file() and p < ckpt
+            ]
+            hint = f"; to resume from the checkpoint before it, delete {ckpt}" if older else ""
+            raise checkpoint.CheckpointError(f"cannot resume from {ckpt.name}: {e}{hint}") from e
+        self.log(f"resumed from {ckpt} at step {self.step}")
+
+    def _load_checkpoint(self, ckpt: Path) -> None:
+        path = ckpt / STATE_NAME
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
+            raise checkpoint.CheckpointError(f"cannot read {path}: {type(e).__name__}: {e}") from e
+        keys = ("step", "optimizer", "scheduler", "torch_rng", "model")
+        if not isinstance(state, dict) or not all(k in state for k in keys):
+            raise checkpoint.CheckpointError(f"{path} is not a trainer state: it lacks some of {list(keys)}")
+        try:
+            if state["model"] is not None:
+                self.net.load_state_dict(state["model"])
+            else:
+                checkpoint.load_weights(self.net, checkpoint.weights_file(ckpt))
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+        except checkpoint.CheckpointError:
+            raise
+        except Exception as e:  # e.g. the config changed since the checkpoint was written
             raise checkpoint.CheckpointError(
-                f"cannot read {ckpt / STATE_NAME}: {type(e).__name__}: {e}"
+                f"{path} does not fit this run's model and settings: {type(e).__name__}: {e}"
             ) from e
-        if state["model"] is not None:
-            self.net.load_state_dict(state["model"])
-        else:
-            checkpoint.load_weights(self.net, checkpoint.weights_file(ckpt))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema = state["ema"]
         self.step = int(state["step"])
-        self.log(f"resumed from {ckpt} at step {self.step}")
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool | None = None) -> AnyNER:
