@@ -38,6 +38,30 @@ def span_ends(x: torch.Tensor, max_width: int) -> torch.Tensor:
     return torch.stack([padded[:, k : k + W] for k in range(max_width)], dim=2)  # (B, W, K, F)
 
 
+def _tracing() -> bool:
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+def _scores_by_width(
+    a: torch.Tensor, b: torch.Tensor, q: torch.Tensor, bias: torch.Tensor, max_width: int
+) -> torch.Tensor:
+    """markerV0 logits one span width at a time: ``relu(a_i + b_{i+k}) . q_c + bias_c``.
+
+    The same numbers as the all-widths tensor (B, W, K, 4D), without ever holding it: each
+    width needs one (B, W, 4D) buffer, which stays in cache, and one batched matmul.
+    Inference only (autograd would keep every width's buffer anyway).
+    """
+    B, W, H = a.shape
+    padded = torch.cat([b, b.new_zeros(B, max_width - 1, H)], dim=1)  # (B, W+K-1, 4D)
+    qt = q.transpose(1, 2)  # (B, 4D, C)
+    out = a.new_empty(max_width, B, W, q.shape[1])
+    buf = torch.empty_like(a)
+    for k in range(max_width):
+        torch.add(a, padded[:, k : k + W], out=buf).relu_()
+        torch.bmm(buf, qt, out=out[k])
+    return out.permute(1, 2, 0, 3) + bias[:, None, None, :]  # (B, W, K, C)
+
+
 class MarkerV0(nn.Module):
     """GLiNER ``markerV0``: start and end MLPs (D->4D->D), then an MLP over their concatenation."""
 
@@ -57,6 +81,10 @@ class MarkerV0(nn.Module):
         end = self.project_end(words).relu()  # (B, W, D)
         a = nn.functional.linear(start, first.weight[:, :D], first.bias)  # (B, W, 4D)
         b = nn.functional.linear(end, first.weight[:, D:])  # (B, W, 4D)
+        q = labels @ last.weight  # (B, C, 4D): the last Linear folded into the labels
+        bias = labels @ last.bias  # (B, C)
+        if not torch.is_grad_enabled() and not _tracing():
+            return _scores_by_width(a, b, q, bias, self.max_width)
         h = (a[:, :, None, :] + span_ends(b, self.max_width)).relu_()  # (B, W, K, 4D)
         if self.training and drop.p > 0:
             # Dropout on h, with one mask per start word shared by its K widths: the same rate
@@ -64,8 +92,6 @@ class MarkerV0(nn.Module):
             # which otherwise cost a quarter of a training step on CPU.
             keep = torch.empty_like(a).bernoulli_(1 - drop.p).div_(1 - drop.p)  # (B, W, 4D)
             h = h * keep[:, :, None, :]
-        q = labels @ last.weight  # (B, C, 4D): the last Linear folded into the labels
-        bias = labels @ last.bias  # (B, C)
         return torch.einsum("bwkh,bch->bwkc", h, q) + bias[:, None, None, :]
 
 
