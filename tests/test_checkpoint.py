@@ -153,3 +153,25 @@ def test_key_map():
     )
     assert gliner_to_anyner_key("_orig_mod.prompt_rep_layer.3.bias") == "label_proj.3.bias"
     assert gliner_to_anyner_key("unknown.weight") is None
+
+
+def test_safetensors_are_read_one_tensor_at_a_time_exactly(tmp_path):
+    from anyner.checkpoint import iter_weights
+
+    tensors = {
+        "a": torch.randn(3, 4),
+        "b": torch.randn(5).half(),
+        "c": torch.arange(6, dtype=torch.int64).reshape(2, 3),
+        "d": torch.zeros(0, 2),
+        "e": torch.randn(2, 2).to(torch.bfloat16),
+    }
+    path = tmp_path / "w.safetensors"
+    save_file(tensors, str(path), metadata={"format": "pt"})
+    got = {k: t.clone() for k, t in iter_weights(path)}  # each tensor is valid until the next is read
+    want = load_file(str(path))
+    assert set(got) == set(want)
+    for k in want:
+        assert got[k].dtype == want[k].dtype and torch.equal(got[k], want[k]), k
+    path.write_bytes(path.read_bytes()[:-4])  # the last tensor's bytes cut short
+    with pytest.raises(CheckpointError, match=r"w\.safetensors"):
+        list(iter_weights(path))

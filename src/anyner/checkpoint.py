@@ -11,8 +11,11 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import struct
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -313,13 +316,72 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}  # fmt: skip
+
+
+def iter_weights(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """The tensors of a weights file one at a time. Nothing is unpickled.
+
+    A ``.safetensors`` file is read tensor by tensor with plain reads into one reused
+    buffer, so loading costs the largest tensor on top of the model, not a second copy
+    of the file (the safetensors package maps the whole file, and the pages it touches
+    count in resident memory). Each tensor yielded is valid until the next one is read:
+    copy it to keep it. Other files go through ``torch.load(weights_only=True)``.
+    """
+    if path.suffix != ".safetensors":
+        yield from read_weights(path).items()
+        return
+    try:
+        with open(path, "rb") as f:
+            size = path.stat().st_size
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > size - 8:
+                raise ValueError(f"header length {n} is past the end of the {size}-byte file")
+            header = json.loads(f.read(n))
+            if not isinstance(header, dict):
+                raise ValueError("the header is not a JSON object")
+            base = 8 + n
+            scratch = bytearray()
+            for key, info in header.items():
+                if key == "__metadata__":
+                    continue
+                dtype = _SAFETENSORS_DTYPES.get(info.get("dtype"))
+                shape, (begin, stop) = info.get("shape"), info.get("data_offsets", (None, None))
+                if dtype is None:
+                    raise ValueError(f"{key} has an unsupported dtype {info.get('dtype')!r}")
+                count = math.prod(shape)
+                if stop - begin != count * dtype.itemsize or base + stop > size:
+                    raise ValueError(
+                        f"{key}: its bytes [{begin}, {stop}) do not fit shape {shape} or the file"
+                    )
+                if not count:
+                    yield key, torch.empty(shape, dtype=dtype)
+                    continue
+                if len(scratch) < stop - begin:
+                    scratch = bytearray(stop - begin)
+                view = memoryview(scratch)[: stop - begin]
+                f.seek(base + begin)
+                if f.readinto(view) != stop - begin:
+                    raise ValueError(f"{key}: the file ends inside its bytes")
+                yield key, torch.frombuffer(view, dtype=dtype).reshape(shape)
+    except (OSError, ValueError, TypeError, KeyError, struct.error) as e:
+        raise CheckpointError(f"cannot read weights from {path}: {type(e).__name__}: {e}") from e
+
+
 def load_weights(model: torch.nn.Module, path: Path) -> None:
-    """Load GLiNER-named weights into an anyner model, checking every key and shape."""
-    theirs = read_weights(path)
+    """Load GLiNER-named weights into an anyner model, checking every key and shape.
+
+    Tensors are read and copied one at a time, so loading needs the model's memory plus
+    one tensor, not two copies of the model.
+    """
     expected = model.state_dict()
-    mapped: dict[str, torch.Tensor] = {}
+    mapped: set[str] = set()
     unexpected = []
-    for key, tensor in theirs.items():
+    for key, tensor in iter_weights(path):
         ours = gliner_to_anyner_key(key)
         if ours is None or ours not in expected:
             if key.endswith("position_ids"):  # a buffer older transformers versions saved
@@ -336,7 +398,9 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
                 raise CheckpointError(f"{path}: {key} holds {tensor.dtype} values where weights are floats")
             if not torch.isfinite(tensor.sum(dtype=torch.float32)):  # one pass; NaN and inf propagate
                 raise CheckpointError(f"{path}: {key} holds NaN or infinite values; the weights are damaged")
-        mapped[ours] = tensor
+        with torch.no_grad():
+            expected[ours].copy_(tensor)
+        mapped.add(ours)
     missing = [
         anyner_to_gliner_key(k) for k in expected if k not in mapped and not k.endswith("position_ids")
     ]
@@ -347,7 +411,6 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
             + (f"missing {len(missing)} tensors (e.g. {missing[:3]}); " if missing else "")
             + (f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})" if unexpected else "")
         )
-    model.load_state_dict(mapped, strict=False)
 
 
 def _is_buffer(model: torch.nn.Module, gliner_key: str) -> bool:
