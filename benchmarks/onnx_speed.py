@@ -135,10 +135,14 @@ def main() -> None:
     p.add_argument("--checkpoint", type=Path, default=Path(tempfile.gettempdir()) / "anyner-bench-v21")
     p.add_argument("--f1-limit", type=int, default=None, help="sentences per OOD set for the F1 check")
     p.add_argument("--skip-f1", action="store_true")
+    p.add_argument("--only-f1", action="store_true", help="only the int8 F1 check (needs no quiet CPU)")
     p.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(*args.worker, reps=args.reps)
+        return
+    if args.only_f1:
+        report_f1(args.f1_limit)
         return
     folder = build_checkpoint(args.checkpoint)
     ref_dir, ours_dir = exports(folder)
@@ -186,10 +190,14 @@ def main() -> None:
     )
     print(f"entities: anyner fp32 ONNX == anyner torch: {same}; anyner torch == reference torch: {ref_same}")
     if not args.skip_f1:
-        t, q, per_t, per_q = f1_gap(args.f1_limit)
-        scope = "full test sets" if args.f1_limit is None else f"first {args.f1_limit} sentences per set"
-        print(f"built-in model, OOD F1 ({scope}): torch {t:.2f} | int8 ONNX {q:.2f} | drop {t - q:+.2f}")
-        print("  per set (torch -> int8): " + ", ".join(f"{k} {per_t[k]:.1f}->{per_q[k]:.1f}" for k in per_t))
+        report_f1(args.f1_limit)
+
+
+def report_f1(limit: int | None) -> None:
+    t, q, per_t, per_q = f1_gap(limit)
+    scope = "full test sets" if limit is None else f"first {limit} sentences per set"
+    print(f"built-in model, OOD F1 ({scope}): torch {t:.2f} | int8 ONNX {q:.2f} | drop {t - q:+.2f}")
+    print("  per set (torch -> int8): " + ", ".join(f"{k} {per_t[k]:.1f}->{per_q[k]:.1f}" for k in per_t))
 
 
 if __name__ == "__main__":

@@ -99,17 +99,19 @@ def greedy(cands: Candidates, n_words: int, flat: bool = True, multi_label: bool
                     break
     else:
         widest = max(e - s for s, e in zip(starts, ends, strict=True))
-        by_start: dict[int, list[tuple[int, int]]] = {}
+        # each kept span once, however many labels it carries (multi_label): a clash check then
+        # looks at most at widest x widest spans, not at every label kept before
+        by_start: dict[int, set[tuple[int, int]]] = {}
         for s, e, c, p in zip(starts, ends, labels, scores, strict=True):
             if not _clashes(s, e, by_start, widest, flat, multi_label):
                 kept.append(Candidate(s, e, c, p))
-                by_start.setdefault(s, []).append((s, e))
+                by_start.setdefault(s, set()).add((s, e))
     kept.sort(key=lambda x: x.start)
     return kept
 
 
 def _clashes(
-    s: int, e: int, by_start: dict[int, list[tuple[int, int]]], widest: int, flat: bool, multi_label: bool
+    s: int, e: int, by_start: dict[int, set[tuple[int, int]]], widest: int, flat: bool, multi_label: bool
 ) -> bool:
     for start in range(max(0, s - widest + 1), e):
         for a, b in by_start.get(start, ()):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +257,12 @@ class AnyNER:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         label_sets = self._label_sets(labels, len(texts))
-        thresholds = [_thresholds(threshold, ls) for ls in label_sets]
+        # Every argument is checked even when there is no text (or no word) to run on.
+        unique = dict.fromkeys(label_sets or [self._label_set(labels)])
+        checked = {ls: _thresholds(threshold, ls) for ls in unique}
+        for ls in checked:
+            self._label_groups(ls)  # raises for a label too long for the encoder
+        thresholds = [checked[ls] for ls in label_sets]
         jobs = [job for i in range(len(texts)) for job in self._jobs(i, words[i], label_sets[i])]
         found: list[list[Candidates]] = [[] for _ in texts]
         for job, probs in self._run(jobs, batch_size, progress):
@@ -360,6 +366,17 @@ class AnyNER:
             )
         ]
         cost = [sizes[2 * i] + sizes[2 * i + 1] for i in range(len(label_set.prompts))]
+        room = self.max_tokens - fixed - 1  # a prompt of one label must leave a subword for the text
+        for i, c in enumerate(cost):
+            if c > room:
+                name, prompt = label_set.names[i], label_set.prompts[i]
+                short = repr(name) if len(name) <= 60 else repr(name[:57] + "...")
+                what = f"label {short}" if prompt == name else f"the description of label {short}"
+                raise ValueError(
+                    f"{what} is {sizes[2 * i + 1]} subwords long, too long for the encoder's "
+                    f"{self.max_tokens} subwords with the prompt and the text: shorten it to at most "
+                    f"{room - sizes[2 * i]} subwords"
+                )
         groups, first, used = [], 0, fixed
         for i, c in enumerate(cost):
             if i > first and used + c > budget:
@@ -437,14 +454,16 @@ def plan_windows(
 
 def _thresholds(threshold: float | Mapping[str, float], label_set: LabelSet) -> np.ndarray:
     def check(value: Any, what: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        # numbers.Real takes numpy scalars too (np.float32 is no float); bools are refused.
+        if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"{what} must be a number in [0, 1], got {value!r}")
         return float(value)
 
     if isinstance(threshold, Mapping):
         unknown = set(threshold) - set(label_set.names)
         if unknown:
-            raise ValueError(f"threshold names labels that are not asked for: {sorted(unknown)}")
+            # sorted by repr: the keys may be of mixed types, which do not compare
+            raise ValueError(f"threshold names labels that are not asked for: {sorted(unknown, key=repr)}")
         values = [check(threshold.get(n, 0.5), f"threshold[{n!r}]") for n in label_set.names]
     else:
         values = [check(threshold, "threshold")] * len(label_set.names)

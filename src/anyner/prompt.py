@@ -10,6 +10,7 @@ to tokenizing whole prompts if a tokenizer ever breaks that independence.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +18,11 @@ from functools import lru_cache
 from transformers import PreTrainedTokenizerBase
 
 from anyner.config import AnyNERConfig
+
+# A lone surrogate (e.g. from undecodable bytes read with ``surrogateescape``) is a valid
+# Python str but cannot be encoded to UTF-8, which the Rust tokenizers need. It is read as
+# U+FFFD, one character for one, so that character offsets do not move.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +68,12 @@ class PromptBuilder:
         pieces: list[list[int]] = [[] for _ in words]
         if not words:
             return pieces
-        enc = self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False)
+        words = list(words)
+        if _SURROGATE.search("".join(words)):
+            words = [_SURROGATE.sub("\ufffd", w) for w in words]
+        # verbose=False: these are the pieces of many words, never one encoder input, so
+        # transformers' warning about sequences longer than the model's maximum does not apply
+        enc = self.tokenizer(words, is_split_into_words=True, add_special_tokens=False, verbose=False)
         for tok, w in zip(enc["input_ids"], enc.word_ids(), strict=True):
             if w is not None:
                 pieces[w].append(tok)

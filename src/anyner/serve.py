@@ -11,8 +11,11 @@ TypeError), 500 when the model fails otherwise. No request names a file the serv
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import queue
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -23,7 +26,9 @@ from importlib import resources
 from pathlib import PurePath
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -63,7 +68,8 @@ def _positive(name: str, value: Any) -> None:
 
 # ---------------------------------------------------------------------- request and response bodies
 
-Score = Annotated[float, Field(ge=0.0, le=1.0)]
+# strict: a threshold is a JSON number, not `true` or "0.5" (the library refuses those too)
+Score = Annotated[float, Field(ge=0.0, le=1.0, strict=True, allow_inf_nan=False)]
 _EXAMPLES = [
     {"text": "Bill Gates founded Microsoft.", "labels": ["person", "organization"]},
     {
@@ -104,7 +110,33 @@ class EntitiesRequest(BaseModel):
             raise ValueError("give exactly one of `text` (one text) or `texts` (a list of texts)")
         if self.nested is not None and "flat" in self.model_fields_set and self.flat == self.nested:
             raise ValueError("`flat` and `nested` contradict each other; give one of them")
+        _check_unicode(self)
         return self
+
+
+# JSON may spell a lone surrogate ("\ud800"); Python keeps it in the str, but it is not text:
+# it cannot be written back as UTF-8 (nor read by the tokenizers), so a request holding one is refused.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_unicode(req: EntitiesRequest) -> None:
+    strings: list[tuple[str, str]] = []
+    if req.text is not None:
+        strings.append(("text", req.text))
+    strings += [(f"texts[{i}]", t) for i, t in enumerate(req.texts or [])]
+    pairs = req.labels.items() if isinstance(req.labels, dict) else ((x, None) for x in req.labels)
+    for i, (name, description) in enumerate(pairs):
+        strings.append((f"labels[{i}]", name))
+        if description is not None:
+            strings.append((f"the description of labels[{i}]", description))
+    if isinstance(req.threshold, dict):
+        strings += [("a label of threshold", k) for k in req.threshold]
+    for where, value in strings:
+        if m := _SURROGATE.search(value):
+            raise ValueError(
+                f"{where} holds a lone surrogate {m.group()!r} at index {m.start()}, which is not "
+                "Unicode text; send the text as valid UTF-8"
+            )
 
 
 class EntityOut(BaseModel):
@@ -138,6 +170,23 @@ class ModelInfo(BaseModel):
 class Health(BaseModel):
     status: str = Field(description="`ok` while the server answers.")
     queued: int = Field(description="Requests waiting for the model.")
+
+
+class _AsciiJSONResponse(JSONResponse):
+    """JSON that can echo any input: non-ASCII escaped (lone surrogates too), NaN and infinities as strings."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(_finite(content), ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x
 
 
 class ErrorOut(BaseModel):
@@ -193,11 +242,19 @@ class MicroBatcher:
                 self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
+        """Stop the worker; requests still queued get a RuntimeError rather than wait forever."""
         self._stop.set()
         with self._lock:
             if self._thread is not None:
                 self._thread.join(timeout)
                 self._thread = None
+        while True:
+            try:
+                work = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if work.future.set_running_or_notify_cancel():
+                work.future.set_exception(RuntimeError("the server is shutting down"))
 
     async def predict(
         self, texts: Sequence[str], labels: Any, threshold: Any, flat: bool, multi_label: bool
@@ -227,11 +284,20 @@ class MicroBatcher:
                     break
                 batch.append(work)
                 n += len(work.texts)
-            groups: dict[tuple, list[_Work]] = {}
-            for work in batch:
-                groups.setdefault(work.key, []).append(work)
-            for group in groups.values():
-                self._run(group)
+            # A request whose caller went away (its future cancelled) is dropped; the others can
+            # no longer be cancelled, so setting their result below cannot fail.
+            batch = [work for work in batch if work.future.set_running_or_notify_cancel()]
+            try:
+                groups: dict[tuple, list[_Work]] = {}
+                for work in batch:
+                    groups.setdefault(work.key, []).append(work)
+                for group in groups.values():
+                    self._run(group)
+            except Exception as e:  # a bug here must not kill the worker and leave requests waiting
+                log.exception("the batcher failed")
+                for work in batch:
+                    if not work.future.done():
+                        work.future.set_exception(e)
 
     def _run(self, group: list[_Work]) -> None:
         texts = [t for work in group for t in work.texts]
@@ -373,6 +439,11 @@ def create_app(
     app = FastAPI(title="anyner", version=__version__, description=description, lifespan=lifespan)
     app.state.batcher, app.state.limits = batcher, limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler, except that the errors echo the input, which may hold anything
+        return _AsciiJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
