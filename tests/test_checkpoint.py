@@ -175,3 +175,29 @@ def test_safetensors_are_read_one_tensor_at_a_time_exactly(tmp_path):
     path.write_bytes(path.read_bytes()[:-4])  # the last tensor's bytes cut short
     with pytest.raises(CheckpointError, match=r"w\.safetensors"):
         list(iter_weights(path))
+
+
+@pytest.mark.parametrize("weights", ["model.safetensors", "pytorch_model.bin"])
+def test_meta_build_loads_the_same_model_as_copying_into_a_built_one(saved, tmp_path, monkeypatch, weights):
+    """The one-copy path (built on the meta device, tensors assigned) against the plain path
+    (built, then copied into), which a model with unknown buffers takes."""
+    from anyner import checkpoint
+    from anyner.model.gliner import GLiNERModel
+
+    folder = copy_folder(saved, tmp_path / "m")
+    if weights.endswith(".bin"):
+        torch.save(load_file(folder / "model.safetensors"), folder / weights)
+        (folder / "model.safetensors").unlink()
+    config = checkpoint.read_config(folder)
+    hf_config = checkpoint.encoder_hf_config(config)
+    hf_config.vocab_size = config.vocab_size
+    make = lambda: GLiNERModel(config, hf_config)  # noqa: E731
+    fast = checkpoint.build_and_load(make, folder / weights)
+    monkeypatch.setattr(checkpoint, "_BUFFER_RULES", {})  # every buffer is now unknown
+    plain = checkpoint.build_and_load(make, folder / weights)
+    a, b = fast.state_dict(), plain.state_dict()
+    assert set(a) == set(b)
+    for key in a:
+        assert not a[key].is_meta and a[key].dtype == b[key].dtype, key
+        assert torch.equal(a[key], b[key]), key
+    assert all(p.requires_grad for p in fast.parameters())  # trainable as a built model is

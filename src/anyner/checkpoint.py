@@ -15,7 +15,7 @@ import math
 import re
 import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -372,13 +372,48 @@ def iter_weights(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
         raise CheckpointError(f"cannot read weights from {path}: {type(e).__name__}: {e}") from e
 
 
-def load_weights(model: torch.nn.Module, path: Path) -> None:
+# Buffers an encoder computes in its constructor rather than reads from weights; a model
+# built on the meta device gets them back from these rules (see build_and_load).
+_BUFFER_RULES = {
+    "position_ids": lambda shape: torch.arange(shape[-1]).expand(shape).clone(),
+    "token_type_ids": lambda shape: torch.zeros(shape, dtype=torch.long),
+}
+
+
+def build_and_load(make: Callable[[], torch.nn.Module], path: Path) -> torch.nn.Module:
+    """The module ``make()`` builds, holding the weights in ``path``, at the cost of one copy.
+
+    The module is built on the meta device (no memory, no random initialisation) and the
+    tensors read from the file become its parameters, so peak memory is one copy of the
+    weights, not a randomly initialised model plus the file. Buffers the constructor
+    computes (position ids) are rebuilt by rule; a module with other buffers is built
+    normally and loaded by copy.
+    """
+    with torch.device("meta"):
+        net = make()
+    if not all(name.rsplit(".", 1)[-1] in _BUFFER_RULES for name, _ in net.named_buffers()):
+        net = make()
+        load_weights(net, path)
+        return net
+    load_weights(net, path, assign=True)
+    for name, buf in list(net.named_buffers()):
+        owner, _, attr = name.rpartition(".")
+        module = net.get_submodule(owner)
+        module._buffers[attr] = _BUFFER_RULES[attr](tuple(buf.shape)).to(buf.dtype)
+    left = [n for n, t in [*net.named_parameters(), *net.named_buffers()] if t.is_meta]
+    if left:  # load_weights reports missing tensors first; this is a guard
+        raise CheckpointError(f"{path}: no values for {left[:3]}")
+    return net
+
+
+def load_weights(model: torch.nn.Module, path: Path, assign: bool = False) -> None:
     """Load GLiNER-named weights into an anyner model, checking every key and shape.
 
     Tensors are read and copied one at a time, so loading needs the model's memory plus
-    one tensor, not two copies of the model.
+    one tensor, not two copies of the model. With ``assign`` (a model on the meta device)
+    the tensors read become the parameters, converted to the model's dtype.
     """
-    expected = model.state_dict()
+    expected = model.state_dict(keep_vars=assign)
     mapped: set[str] = set()
     unexpected = []
     for key, tensor in iter_weights(path):
@@ -398,8 +433,11 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
                 raise CheckpointError(f"{path}: {key} holds {tensor.dtype} values where weights are floats")
             if not torch.isfinite(tensor.sum(dtype=torch.float32)):  # one pass; NaN and inf propagate
                 raise CheckpointError(f"{path}: {key} holds NaN or infinite values; the weights are damaged")
-        with torch.no_grad():
-            expected[ours].copy_(tensor)
+        if assign:
+            _assign(model, ours, tensor.to(expected[ours].dtype, copy=path.suffix == ".safetensors"))
+        else:
+            with torch.no_grad():
+                expected[ours].copy_(tensor)
         mapped.add(ours)
     missing = [
         anyner_to_gliner_key(k) for k in expected if k not in mapped and not k.endswith("position_ids")
@@ -411,6 +449,16 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
             + (f"missing {len(missing)} tensors (e.g. {missing[:3]}); " if missing else "")
             + (f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})" if unexpected else "")
         )
+
+
+def _assign(model: torch.nn.Module, name: str, value: torch.Tensor) -> None:
+    owner, _, attr = name.rpartition(".")
+    module = model.get_submodule(owner)
+    if attr in module._parameters:
+        # setattr, not a dict write: an LSTM keeps its own list of its weights
+        setattr(module, attr, torch.nn.Parameter(value, requires_grad=module._parameters[attr].requires_grad))
+    else:
+        module._buffers[attr] = value
 
 
 def _is_buffer(model: torch.nn.Module, gliner_key: str) -> bool:
