@@ -137,7 +137,9 @@ class AnyNER:
 
             runner = OnnxRunner(find_onnx_file(folder, onnx_file), config=config)
             return cls(None, tokenizer, hf_config, device=device, config=config, runner=runner)
-        net = checkpoint.build_and_load(lambda: GLiNERModel(config, hf_config), checkpoint.weights_file(folder))
+        net = checkpoint.build_and_load(
+            lambda: GLiNERModel(config, hf_config), checkpoint.weights_file(folder)
+        )
         return cls(net, tokenizer, hf_config, device=device)
 
     @classmethod
