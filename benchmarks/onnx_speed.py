@@ -180,15 +180,20 @@ def main() -> None:
         r1 = ws["anyner-int8"] / ws["reference-torch"]
         r2 = ws["anyner-int8"] / ws["reference-int8"]
         print(f"{case:<20}{cells}{r1:>15.1f}x{r2:>14.1f}x")
-    same = all(
-        runs["anyner-fp32"][c]["entities"] == runs["anyner-torch"][c]["entities"]
-        for c in runs["anyner-torch"]
+
+    def agree(a: str, b: str) -> str:
+        pairs = [
+            (x, y)
+            for c in runs[a]
+            for x, y in zip(runs[a][c]["entities"], runs[b][c]["entities"], strict=True)
+        ]
+        return f"{sum(x == y for x, y in pairs)}/{len(pairs)} texts"
+
+    # A random head puts many spans near a tie; batch padding can flip a tie at the 1e-7 level.
+    print(
+        f"same entities: anyner fp32 ONNX vs anyner torch {agree('anyner-fp32', 'anyner-torch')}; "
+        f"anyner torch vs reference torch {agree('anyner-torch', 'reference-torch')}"
     )
-    ref_same = all(
-        runs["anyner-torch"][c]["entities"] == runs["reference-torch"][c]["entities"]
-        for c in runs["anyner-torch"]
-    )
-    print(f"entities: anyner fp32 ONNX == anyner torch: {same}; anyner torch == reference torch: {ref_same}")
     if not args.skip_f1:
         report_f1(args.f1_limit)
 
