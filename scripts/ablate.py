@@ -114,7 +114,12 @@ def variant_config(name: str, steps: int):
     return config_from_dict(raw, base=ROOT / "configs")
 
 
-def run(name: str, steps: int, dev: list[Path]) -> dict:
+def ood_folders() -> list[Path]:
+    root = ROOT.parent / "shared" / "data" / "benchmark" / "ood"
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def run(name: str, steps: int, dev: list[Path], ood_limit: int) -> dict:
     from anyner.evaluate import evaluate_suite
     from anyner.train import Trainer
 
@@ -124,6 +129,8 @@ def run(name: str, steps: int, dev: list[Path]) -> dict:
     trainer = Trainer(variant_config(name, steps), progress=False)
     model = trainer.fit(resume=True)
     suite = evaluate_suite(model, dev, threshold=0.5)
+    # the benchmark scores the finished variant only: nothing is tuned on it
+    ood = evaluate_suite(model, ood_folders(), threshold=0.5, limit=ood_limit or None)
     losses = [json.loads(x) for x in (RUNS / name / "metrics.jsonl").read_text().splitlines()]
     losses = [r for r in losses if "loss" in r]
     result = {
@@ -132,6 +139,9 @@ def run(name: str, steps: int, dev: list[Path]) -> dict:
         "steps": steps,
         "dev_f1": {d.name: round(d.scores.f1, 1) for d in suite.datasets},
         "average_f1": round(suite.average_f1, 1),
+        "ood_f1": {d.name: round(d.scores.f1, 1) for d in ood.datasets},
+        "ood_average_f1": round(ood.average_f1, 1),
+        "ood_limit": ood_limit,
         "last_loss": losses[-1]["loss"] if losses else None,
         "s_per_step": losses[-1]["elapsed_s"] / max(1, losses[-1]["step"]) if losses else None,
     }
@@ -145,23 +155,28 @@ def report() -> None:
         print("no finished variant under", RUNS)
         return
     names = list(rows[0]["dev_f1"])
-    print(f"{'variant':14}" + "".join(f"{n[:13]:>14}" for n in names) + f"{'average':>10}{'steps':>7}")
+    head = f"{'variant':14}" + "".join(f"{n[:13]:>14}" for n in names)
+    print(head + f"{'dev avg':>10}{'OOD avg':>10}{'steps':>7}")
     for r in rows:
         cells = "".join(f"{r['dev_f1'][n]:>14.1f}" for n in names)
-        print(f"{r['variant']:14}{cells}{r['average_f1']:>10.1f}{r['steps']:>7}")
+        ood = r.get("ood_average_f1")
+        ood = f"{ood:>10.1f}" if ood is not None else f"{'-':>10}"
+        print(f"{r['variant']:14}{cells}{r['average_f1']:>10.1f}{ood}{r['steps']:>7}")
+    print("dev: zero-shot on held-out training corpora; OOD: first N sentences of each OOD test set")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("variants", nargs="*", choices=[[], *VARIANTS], help="variants to run, in order")
     ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--ood-limit", type=int, default=300, help="OOD sentences per set scored (0: all)")
     ap.add_argument("--report", action="store_true", help="print the table of finished variants")
     args = ap.parse_args()
     if not DATA.exists():
         sys.exit(f"{DATA} is absent: the ablations need the shared training data")
     dev = make_dev()
     for name in args.variants:
-        print(json.dumps(run(name, args.steps, dev)), flush=True)
+        print(json.dumps(run(name, args.steps, dev, args.ood_limit)), flush=True)
     if args.report or args.variants:
         report()
     return 0
