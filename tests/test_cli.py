@@ -266,3 +266,11 @@ def test_ctrl_c_exits_130_without_a_traceback(monkeypatch, capsys):
     assert cli.main(["evaluate", "--model", "x", "--data", "y"]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "Traceback" not in err
+
+
+def test_table_escapes_control_characters_instead_of_sending_them_to_the_terminal():
+    from anyner.cli import _printable
+
+    assert _printable("Zürich 東京 🙂") == "Zürich 東京 🙂"
+    assert _printable("evil\x1b[2Jname") == "evil\\x1b[2Jname"  # no screen clear
+    assert _printable("a\tb\x00c\u202ed") == "a\\tb\\x00c\\u202ed"  # NUL and a bidi override, visible

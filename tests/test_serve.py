@@ -153,6 +153,11 @@ def test_empty_batch_gives_no_results(tiny_model):
         r = client.post("/v1/entities", json={"texts": [], "labels": LABELS})
     assert r.status_code == 200
     assert r.json() == {"results": []}
+    with client_for(tiny_model) as client:  # no text to run, yet bad labels are still refused
+        for body in ({"texts": [], "labels": []}, {"texts": [], "labels": [" "]},
+                     {"texts": [], "labels": LABELS, "threshold": {"nope": 0.2}}):  # fmt: skip
+            r = client.post("/v1/entities", json=body)
+            assert r.status_code == 422, (body, r.text)
 
 
 def test_label_descriptions_keep_the_label_names(tiny_model):

@@ -342,11 +342,21 @@ def _write_batch(
                     out.write(f"# text {i + 1}\n")
                 if not ents:
                     out.write("(no entities)\n")
-                width = max((len(e.text) for e in ents), default=0)
-                for e in ents:
-                    out.write(f"{e.text:<{width}}  {e.label:<20}  {e.score:.2f}  [{e.start}:{e.end}]\n")
+                shown = [(_printable(e.text), _printable(e.label), e) for e in ents]
+                width = max((len(t) for t, _, _ in shown), default=0)
+                for t, label, e in shown:
+                    out.write(f"{t:<{width}}  {label:<20}  {e.score:.2f}  [{e.start}:{e.end}]\n")
             i += 1
         out.flush()
+
+
+def _printable(s: str) -> str:
+    """``s`` for a terminal table: control characters (newlines, ESC, ...) escaped, not obeyed."""
+    if s.isprintable():
+        return s
+    return "".join(
+        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in s
+    )
 
 
 def _count_lines(path: Path) -> int | None:

@@ -475,7 +475,13 @@ def create_app(
         texts = [req.text] if req.text is not None else list(req.texts or [])
         _check_limits(req, texts, limits)
         flat = not req.nested if req.nested is not None else req.flat
-        if not texts:
+        if not texts:  # nothing to run, but the labels and threshold are still checked
+            try:
+                model.predict_batch(
+                    [], req.labels, threshold=req.threshold, flat=flat, multi_label=req.multi_label
+                )
+            except (ValueError, TypeError) as e:
+                raise HTTPException(422, str(e)) from e
             return {"results": []}
         try:
             found = await batcher.predict(texts, req.labels, req.threshold, flat, req.multi_label)
