@@ -749,8 +749,6 @@ def http_expected_error(body) -> bool:
         len(s) > LIMITS.max_label_chars for s in strings[len(texts_) :]
     ):
         return True
-    if not texts_:
-        return False  # nothing to run: the labels are not read
     return label_error(labels) or not threshold_ok(threshold, names_of(labels))
 
 
@@ -772,6 +770,9 @@ def test_http_properties(client, small):
         flat={}, multi_label=False, html=True,
     )  # fmt: skip
     @example(texts_=["a \ud800"], single=True, lt=(["person"], 0.5), flat={}, multi_label=False, html=False)
+    @example(
+        texts_=[], single=False, lt=([], 0), flat={}, multi_label=False, html=False
+    )  # empty batch, no labels
     @found.counted
     def check(texts_, single, lt, flat, multi_label, html):
         labels, threshold = lt
