@@ -570,7 +570,9 @@ def test_a_request_the_model_fails_on_gets_500_and_the_batch_around_it_is_served
             assert r.status_code == 500 and r.headers["content-type"] == "application/json"
             assert r.json() == {"detail": "the model failed: RuntimeError: the model broke on this input"}
         assert single.status_code == 200 and batch.status_code == 200
-        want = real(goods, LABELS, threshold=0.0)
+        # each request was run again on its own (below): compare with the same batches, since
+        # padding moves near-tied scores of this saturated tiny head by a rounding error
+        want = real(goods[:1], LABELS, threshold=0.0) + real(goods[1:], LABELS, threshold=0.0)
         assert single.json()["entities"] == pytest.approx([e.to_dict() for e in want[0]])
         for got, ents in zip(batch.json()["results"], want[1:], strict=True):
             assert got["entities"] == pytest.approx([e.to_dict() for e in ents])

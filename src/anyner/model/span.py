@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from anyner.model.dropout import keep_mask
+
 
 def mlp(d_in: int, d_hidden: int, d_out: int, dropout: float) -> nn.Sequential:
     # Indices 0 and 3 hold the weights, as in GLiNER checkpoints.
@@ -62,6 +64,74 @@ def _scores_by_width(
     return out.permute(1, 2, 0, 3) + bias[:, None, None, :]  # (B, W, K, C)
 
 
+class _WidthScores(torch.autograd.Function):
+    """``relu(a_i + b_{i+k}) * keep_i . q_c`` for every start i and width k, with its gradient.
+
+    The training twin of :func:`_scores_by_width`: it never holds the (B, W, K, 4D) tensor,
+    neither for the forward pass nor for autograd, which would otherwise keep it (and its
+    ReLU mask and dropout product) for the backward pass. Each width is recomputed from
+    ``a``, ``b`` and ``keep`` when the gradient is needed: one add and one ReLU per width,
+    against several passes over a tensor K times larger than ``a``. Same arithmetic, same
+    FLOPs for the matrix products; returns logits without the label bias.
+    """
+
+    @staticmethod
+    def forward(ctx, a, b, q, keep, scale, max_width):  # noqa: ANN001 - autograd's signature
+        B, W, H = a.shape
+        padded = torch.cat([b, b.new_zeros(B, max_width - 1, H)], dim=1)  # (B, W+K-1, 4D)
+        qt = q.transpose(1, 2)  # (B, 4D, C)
+        out = a.new_empty(B, W, max_width, q.shape[1])
+        buf = torch.empty_like(a)
+        for k in range(max_width):
+            _width(a, padded, keep, k, buf)
+            out[:, :, k] = torch.bmm(buf, qt)
+        ctx.save_for_backward(a, padded, q, keep)
+        ctx.scale, ctx.max_width = scale, max_width
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001
+        a, padded, q, keep = ctx.saved_tensors
+        W = a.shape[1]
+        need_a, need_b, need_q = ctx.needs_input_grad[:3]
+        grad_a = torch.zeros_like(a) if need_a or need_b else None
+        grad_padded = torch.zeros_like(padded) if need_b else None
+        grad_q = torch.zeros_like(q) if need_q else None
+        # where the span vector is positive, keep holds one value (1 / (1 - p)): scale the
+        # incoming gradient by it once, and the ReLU's mask (h > 0) also applies the dropout's
+        grad = grad * ctx.scale if keep is not None else grad
+        h = torch.empty_like(a)
+        for k in range(ctx.max_width):
+            g = grad[:, :, k]  # (B, W, C)
+            _width(a, padded, keep, k, h)
+            if grad_q is not None:
+                grad_q.baddbmm_(g.transpose(1, 2), h)  # (B, C, 4D)
+            if grad_a is not None:
+                gh = torch.ops.aten.threshold_backward(torch.bmm(g, q), h, 0.0)  # (B, W, 4D)
+                grad_a += gh
+                if grad_padded is not None:
+                    grad_padded[:, k : k + W] += gh
+        if grad_q is not None and keep is not None:
+            grad_q.div_(ctx.scale)  # h already carried the dropout scale
+        grad_b = grad_padded[:, :W] if grad_padded is not None else None
+        return (grad_a if need_a else None), grad_b, grad_q, None, None, None
+
+
+def _width(
+    a: torch.Tensor, padded: torch.Tensor, keep: torch.Tensor | None, k: int, out: torch.Tensor
+) -> None:
+    """``out = relu(a_i + b_{i+k}) * keep_i`` for every start word i."""
+    torch.add(a, padded[:, k : k + a.shape[1]], out=out).relu_()
+    if keep is not None:
+        out.mul_(keep)
+
+
+def _keep(like: torch.Tensor, p: float) -> torch.Tensor:
+    if like.device.type == "cpu":
+        return keep_mask(tuple(like.shape), p).to(like.dtype).mul_(1 / (1 - p))
+    return torch.empty_like(like).bernoulli_(1 - p).div_(1 - p)
+
+
 class MarkerV0(nn.Module):
     """GLiNER ``markerV0``: start and end MLPs (D->4D->D), then an MLP over their concatenation."""
 
@@ -85,14 +155,19 @@ class MarkerV0(nn.Module):
         bias = labels @ last.bias  # (B, C)
         if not torch.is_grad_enabled() and not _tracing():
             return _scores_by_width(a, b, q, bias, self.max_width)
-        h = (a[:, :, None, :] + span_ends(b, self.max_width)).relu_()  # (B, W, K, 4D)
+        keep = None
         if self.training and drop.p > 0:
-            # Dropout on h, with one mask per start word shared by its K widths: the same rate
-            # and expectation as GLiNER's per-element dropout for a K-th of the random draws,
-            # which otherwise cost a quarter of a training step on CPU.
-            keep = torch.empty_like(a).bernoulli_(1 - drop.p).div_(1 - drop.p)  # (B, W, 4D)
-            h = h * keep[:, :, None, :]
-        return torch.einsum("bwkh,bch->bwkc", h, q) + bias[:, None, None, :]
+            # Dropout on the span vectors, with one mask per start word shared by its K widths:
+            # the same rate and expectation as GLiNER's per-element dropout for a K-th of the
+            # random draws, which otherwise cost a quarter of a training step on CPU.
+            keep = _keep(a, drop.p)  # (B, W, 4D): 0 or 1 / (1 - p)
+        if _tracing():  # one traceable expression over all widths (export)
+            h = (a[:, :, None, :] + span_ends(b, self.max_width)).relu_()  # (B, W, K, 4D)
+            if keep is not None:
+                h = h * keep[:, :, None, :]
+            return torch.einsum("bwkh,bch->bwkc", h, q) + bias[:, None, None, :]
+        scale = 1.0 / (1 - drop.p) if keep is not None else 1.0
+        return _WidthScores.apply(a, b, q, keep, scale, self.max_width) + bias[:, None, None, :]
 
 
 class Marker(nn.Module):
