@@ -34,6 +34,13 @@ def keep_mask(shape: tuple[int, ...], p: float) -> torch.Tensor:
     return torch.from_numpy(bits).view(shape) >= round(p * 65536) - 32768
 
 
+def scaled_keep(like: torch.Tensor, p: float) -> torch.Tensor:
+    """A dropout mask shaped and typed like ``like``: 0 with probability ``p``, else 1 / (1 - p)."""
+    if like.device.type == "cpu":
+        return keep_mask(tuple(like.shape), p).to(like.dtype).mul_(1 / (1 - p))
+    return torch.empty_like(like).bernoulli_(1 - p).div_(1 - p)
+
+
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     if not training or p == 0.0:
         return x

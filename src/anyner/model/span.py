@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from anyner.model.dropout import keep_mask
+from anyner.model.dropout import scaled_keep
 
 
 def mlp(d_in: int, d_hidden: int, d_out: int, dropout: float) -> nn.Sequential:
@@ -106,12 +106,6 @@ def _width(
         out.mul_(keep)
 
 
-def _keep(like: torch.Tensor, p: float) -> torch.Tensor:
-    if like.device.type == "cpu":
-        return keep_mask(tuple(like.shape), p).to(like.dtype).mul_(1 / (1 - p))
-    return torch.empty_like(like).bernoulli_(1 - p).div_(1 - p)
-
-
 class MarkerV0(nn.Module):
     """GLiNER ``markerV0``: start and end MLPs (D->4D->D), then an MLP over their concatenation."""
 
@@ -138,7 +132,7 @@ class MarkerV0(nn.Module):
             # Dropout on the span vectors, with one mask per start word shared by its K widths:
             # the same rate and expectation as GLiNER's per-element dropout for a K-th of the
             # random draws, which otherwise cost a quarter of a training step on CPU.
-            keep = _keep(a, drop.p)  # (B, W, 4D): 0 or 1 / (1 - p)
+            keep = scaled_keep(a, drop.p)  # (B, W, 4D): 0 or 1 / (1 - p)
         if _tracing():  # one traceable expression over all widths (export)
             h = (a[:, :, None, :] + span_ends(b, self.max_width)).relu_()  # (B, W, K, 4D)
             if keep is not None:
