@@ -38,12 +38,16 @@ HELD_OUT_TRAIN = ("wnut17", "cyner", "stackoverflow_ner", "litbank", "inlegalner
 
 VARIANTS = {
     "baseline": {},
+    "seed14": {"train": {"seed": 14}},  # the baseline with another seed: the noise of one run
     "names": {"train": {"rename_labels": 0.3}},
     "names50": {"train": {"rename_labels": 0.5}},
     "head512": {"model": {"hidden_size": 512}},
     "head768-lstm": {"model": {"hidden_size": 768, "num_rnn_layers": 1}},
     "dropout04": {"model": {"dropout": 0.4}},
     "bce": {"train": {"loss": "bce"}},
+    # the share of span-less records (dialogue turns without slots, sentences without entities)
+    "noempty": {"data*": {"keep_empty": 0.0}},
+    "empty25": {"data*": {"keep_empty": 0.25}},
     # not for a shipped model (licenses): what broader types would buy
     "pilener": {
         "data+": [
@@ -107,6 +111,8 @@ def variant_config(name: str, steps: int):
     for table, values in VARIANTS[name].items():
         if table == "data+":
             raw["data"] += values
+        elif table == "data*":  # the same fields on every data source
+            raw["data"] = [{**d, **values} for d in raw["data"]]
         else:
             raw.setdefault(table, {}).update(values)
     raw["train"]["steps"] = steps
