@@ -46,6 +46,7 @@ VARIANTS = {
     "dropout04": {"model": {"dropout": 0.4}},
     "bce": {"train": {"loss": "bce"}},
     # the share of span-less records (dialogue turns without slots, sentences without entities)
+    "nomix": {"train": {"mix_corpora": False}},  # one corpus per batch: negatives from one domain
     "noempty": {"data*": {"keep_empty": 0.0}},
     "empty25": {"data*": {"keep_empty": 0.25}},
     # not for a shipped model (licenses): what broader types would buy

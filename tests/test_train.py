@@ -266,3 +266,23 @@ def test_renamed_labels_keep_their_spans_and_are_deterministic(tmp_path, tiny_be
         rename = {"person": "human", "city": "town"}
         assert item.labels == [rename[lab] for lab in base.labels]
         assert item.spans == base.spans
+
+
+def test_batches_mix_corpora_unless_told_one_corpus_per_batch(tmp_path, tiny_bert_dir):
+    from anyner.train.sampling import Corpus, Mix
+    from anyner.types import Example, Span
+
+    corpora = [
+        Corpus(name, [Example(words=[name, "x"], spans=[Span(0, 1, f"{name} type")])], 1.0)
+        for name in ("alpha", "beta", "gamma")
+    ]
+
+    def sources(mix_corpora):
+        settings = tiny_config(tmp_path, tiny_bert_dir, mix_corpora=mix_corpora).train
+        mix = Mix(corpora, settings, 50, 4)
+        return [{mix.item(0, step, slot).words[0] for slot in range(8)} for step in range(30)]
+
+    mixed, single = sources(True), sources(False)
+    assert all(len(s) == 1 for s in single)  # one corpus per batch
+    assert len({next(iter(s)) for s in single}) == 3  # and every corpus gets batches
+    assert sum(len(s) > 1 for s in mixed) >= 25  # mixed: batches draw from several corpora

@@ -51,6 +51,7 @@ class TrainSettings:
     neg_ratio: float = 1.0  # negative labels per positive label: 1.0 = about half the prompt
     max_types: int = 25
     drop_labels: float = 0.5  # probability that an example keeps only a random subset of its labels
+    mix_corpora: bool = True  # each example of a batch picks its corpus; False: one corpus per batch
     rename_labels: float = 0.0  # probability that a prompted label takes another of its names
     label_names: str | None = None  # JSON of other names (default: the packaged label_synonyms.json)
     loss: str = "bce"  # "bce" or "focal"

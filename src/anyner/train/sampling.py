@@ -133,7 +133,9 @@ class Mix:
 
     def item(self, seed: int, step: int, slot: int) -> TrainItem:
         rng = np.random.default_rng([seed, step, slot])
-        corpus = self.corpora[int(rng.choice(len(self.corpora), p=self.corpus_p))]
+        # without mixing, every slot of a step draws the corpus from the same (seed, step) stream
+        pick = rng if self.settings.mix_corpora else np.random.default_rng([seed, step])
+        corpus = self.corpora[int(pick.choice(len(self.corpora), p=self.corpus_p))]
         ex = corpus.examples[int(rng.integers(len(corpus.examples)))]
         return self.prompt(ex, rng)
 
