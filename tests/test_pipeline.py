@@ -166,6 +166,17 @@ def test_many_labels_are_split_into_groups(model):
     assert {e.label for e in ents} <= set(labels)
 
 
+def test_a_copied_model_keeps_its_own_label_groups(model):
+    labels = [f"type number {i}" for i in range(200)]
+    groups = model._label_groups(model._label_set(labels))
+    small = copy.deepcopy(model)
+    small.max_tokens = model.max_tokens // 4  # a copy with a smaller subword limit
+    fewer = small._label_groups(small._label_set(labels))
+    assert len(fewer) > len(groups)  # computed for its own limit, not read from the original
+    assert sum(n for _, n in fewer) == 200
+    assert model._label_groups(model._label_set(labels)) == groups
+
+
 def test_save_and_reload_give_the_same_entities(model, tmp_path):
     folder = model.save_pretrained(tmp_path / "m")
     again = AnyNER.from_pretrained(folder)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -86,7 +85,7 @@ class AnyNER:
         self.max_tokens = _max_tokens(tokenizer, hf_config)
         self.prompts = PromptBuilder(tokenizer, self.config, self.max_tokens)
         self.window_overlap = max(2 * self.config.max_width, 64)
-        self._label_groups = lru_cache(maxsize=64)(self._split_labels)  # per label set, not per text
+        self._group_cache: dict[tuple[LabelSet, int], list[tuple[int, int]]] = {}  # per label set, not per text
 
     # ------------------------------------------------------------------ loading and saving
 
@@ -355,6 +354,22 @@ class AnyNER:
             names.append(name)
             prompts.append(prompt)
         return LabelSet(tuple(names), tuple(prompts))
+
+    def _label_groups(self, label_set: LabelSet) -> list[tuple[int, int]]:
+        """:meth:`_split_labels`, cached per model for the last 64 label sets.
+
+        A plain dict on the instance, keyed by the label set and the subword limit: a copy
+        of the model (``copy.deepcopy``) gets its own cache, and a changed limit never reads
+        groups computed for another.
+        """
+        key = (label_set, self.max_tokens)
+        groups = self._group_cache.get(key)
+        if groups is None:
+            groups = self._split_labels(label_set)
+            if len(self._group_cache) >= 64:
+                self._group_cache.pop(next(iter(self._group_cache)))  # the oldest entry
+            self._group_cache[key] = groups
+        return groups
 
     def _split_labels(self, label_set: LabelSet) -> list[tuple[int, int]]:
         """Split a label set into (first, count) groups whose prompts fit half the subword budget."""
