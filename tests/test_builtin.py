@@ -27,7 +27,7 @@ CASES = [
     (
         "Apple released the iPhone in California in 2007.",
         ["organization", "product", "location", "date"],
-        {("iPhone", "product"), ("2007", "date")},  # it calls Apple a product: a known miss
+        {("iPhone", "product"), ("2007", "date")},  # it misses Apple and calls California a product
     ),
 ]
 
