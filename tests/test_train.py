@@ -286,3 +286,5 @@ def test_batches_mix_corpora_unless_told_one_corpus_per_batch(tmp_path, tiny_ber
     assert all(len(s) == 1 for s in single)  # one corpus per batch
     assert len({next(iter(s)) for s in single}) == 3  # and every corpus gets batches
     assert sum(len(s) > 1 for s in mixed) >= 25  # mixed: batches draw from several corpora
+    with pytest.raises(ValueError, match="mix_corpora must be true or false"):
+        tiny_config(tmp_path, tiny_bert_dir, mix_corpora="no")

@@ -114,6 +114,8 @@ class TrainConfig:
             raise ValueError(f"train.schedule must be cosine, linear or constant, got {t.schedule!r}")
         if not 0.0 <= t.warmup_ratio < 1.0:
             raise ValueError(f"train.warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
+        if not isinstance(t.mix_corpora, bool):
+            raise ValueError(f"train.mix_corpora must be true or false, got {t.mix_corpora!r}")
         if not 0.0 <= t.rename_labels <= 1.0:
             raise ValueError(f"train.rename_labels must be in [0, 1], got {t.rename_labels}")
         if not 0.0 <= t.ema_decay < 1.0:
