@@ -20,6 +20,7 @@ OOD F1 with torch against OOD F1 with its int8 export (paper protocol).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -117,7 +118,10 @@ def f1_gap(limit: int | None) -> tuple[float, float, dict[str, float], dict[str,
     from anyner.export_onnx import export_onnx
 
     ood = sorted(p for p in (shared_dir() / "data" / "benchmark" / "ood").iterdir() if p.is_dir())
-    out = Path(tempfile.gettempdir()) / "anyner-builtin-onnx"
+    # the export is cached under a digest of the built-in weights: a new built-in model is exported anew
+    weights = Path(builtin_model_path()) / "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+    out = Path(tempfile.gettempdir()) / f"anyner-builtin-onnx-{digest}"
     if not (out / "model_int8.onnx").is_file():
         export_onnx(AnyNER.from_pretrained(builtin_model_path()), out, quantize="int8")
     torch_suite = evaluate_suite(AnyNER.from_pretrained(builtin_model_path()), ood, limit=limit)
