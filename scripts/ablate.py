@@ -45,8 +45,8 @@ VARIANTS = {
     "head768-lstm": {"model": {"hidden_size": 768, "num_rnn_layers": 1}},
     "dropout04": {"model": {"dropout": 0.4}},
     "bce": {"train": {"loss": "bce"}},
+    "nomix": {"train": {"mix_corpora": False}},  # one corpus per batch (negatives still from all)
     # the share of span-less records (dialogue turns without slots, sentences without entities)
-    "nomix": {"train": {"mix_corpora": False}},  # one corpus per batch: negatives from one domain
     "noempty": {"data*": {"keep_empty": 0.0}},
     "empty25": {"data*": {"keep_empty": 0.25}},
     # not for a shipped model (licenses): what broader types would buy
