@@ -114,23 +114,19 @@ def worker(lib: str, folder: str, reps: int) -> None:
     else:  # the bare encoder on the same subword batches anyner builds: the floor for any GLiNER library
         sys.path.insert(0, str(REPO / "src"))
         from anyner import AnyNER
-        from anyner.batching import collate
+        from anyner.words import split_words
 
         model = AnyNER.from_pretrained(folder)
         enc = model.model.encoder
+        featurizer = model.featurizer
 
         def run(texts, labels, batch):
-            ls = model._label_set(labels)
-            jobs = [
-                j
-                for i, t in enumerate(texts)
-                for j in model._jobs(i, __import__("anyner.words").words.split_words(t), ls)
-            ]
-            jobs.sort(key=lambda j: len(j.prompted.input_ids))
+            ls = featurizer.label_set(labels)
+            jobs = [j for i, t in enumerate(texts) for j in featurizer.jobs(i, split_words(t), ls)]
             with torch.inference_mode():
-                for i in range(0, len(jobs), batch):
-                    x = collate([j.prompted for j in jobs[i : i + batch]], 0)
-                    enc(x["input_ids"], x["attention_mask"])
+                for _, x in featurizer.batches(jobs, batch):
+                    t = x.tensors()
+                    enc(t["input_ids"], t["attention_mask"])
             return None
 
     results = {}

@@ -47,8 +47,8 @@ def time_steps(step_fn, steps: int) -> list[float]:
 
 def anyner_step(encoder: str, names, data, batch: int):
     from anyner import AnyNER
-    from anyner.model.dropout import use_fast_dropout
     from anyner.train.config import TrainSettings
+    from anyner.train.dropout import use_fast_dropout
     from anyner.train.loop import Trainer, make_optimizer
     from anyner.train.sampling import TrainItem
 
@@ -57,6 +57,7 @@ def anyner_step(encoder: str, names, data, batch: int):
     trainer = Trainer.__new__(Trainer)  # the loop's batch and loss code without a data mix
     trainer.model, trainer.net, trainer.device = model, model.model, model.device
     trainer.config = type("C", (), {"train": TrainSettings()})()
+    trainer.spans_lost = 0
     items = [TrainItem(w, names, [(s, e, names.index(lab)) for s, e, lab in sp]) for w, sp in data]
     opt = make_optimizer(model.model, trainer.config.train)  # the trainer's own optimizer (fused AdamW)
     model.model.train()
@@ -64,7 +65,7 @@ def anyner_step(encoder: str, names, data, batch: int):
 
     def step():
         opt.zero_grad()
-        trainer._loss(items).backward()
+        trainer.loss(items).backward()
         torch.nn.utils.clip_grad_norm_(model.model.parameters(), 1.0)
         opt.step()
 

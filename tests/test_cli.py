@@ -1,17 +1,19 @@
-"""``anyner predict``: streaming in batches, the progress bar on stderr, formats, exit codes, broken pipes."""
+"""``anyner predict``: streaming in batches, the progress bar on stderr, formats, broken pipes; and the
+one exit-status table every subcommand follows (model-loading failures, bad arguments, --help)."""
 
 from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from anyner import AnyNER
-from anyner.cli import _predict_stream, main
+from anyner import AnyNER, cli
+from anyner.cli import EXIT_STATUS, _predict_stream, main
 from tests.conftest import spread_head
 
 LABELS = ["person", "organization", "city"]
@@ -210,6 +212,7 @@ def test_predict_help_shows_examples(capsys):
     out = capsys.readouterr().out
     assert "examples:" in out and "anyner predict --file notes.txt" in out and "| head" in out
     assert "--no-progress" in out and "--quiet" in out and "Exit status" in out
+    assert EXIT_STATUS in out
 
 
 # A child process that runs the CLI on a stub model: a real pipe and a real interpreter exit,
@@ -274,3 +277,190 @@ def test_table_escapes_control_characters_instead_of_sending_them_to_the_termina
     assert _printable("Zürich 東京 🙂") == "Zürich 東京 🙂"
     assert _printable("evil\x1b[2Jname") == "evil\\x1b[2Jname"  # no screen clear
     assert _printable("a\tb\x00c\u202ed") == "a\\tb\\x00c\\u202ed"  # NUL and a bidi override, visible
+
+
+# ---------------------------------------------------------------------------- one exit-status table
+
+
+@pytest.fixture(scope="module")
+def not_models(tiny_dir, tmp_path_factory) -> dict:
+    """Folders that cannot be loaded as a model, each in its own way."""
+    root = tmp_path_factory.mktemp("not_models")
+    folders = {"missing": root / "no-such-folder", "empty": root / "empty"}  # empty: like --model /tmp
+    folders["empty"].mkdir()
+    folders["invalid-config"] = root / "invalid-config"
+    folders["invalid-config"].mkdir()
+    (folders["invalid-config"] / "gliner_config.json").write_text("{not json", encoding="utf-8")
+    folders["config-not-an-object"] = root / "config-not-an-object"
+    folders["config-not-an-object"].mkdir()
+    (folders["config-not-an-object"] / "gliner_config.json").write_text("[1, 2]", encoding="utf-8")
+    weights = [p.name for p in tiny_dir.iterdir() if p.name in ("model.safetensors", "pytorch_model.bin")]
+    assert weights, "the saved tiny model has weights"
+    folders["no-weights"] = root / "no-weights"  # a good gliner_config.json whose weights are gone
+    shutil.copytree(tiny_dir, folders["no-weights"])
+    for name in weights:
+        (folders["no-weights"] / name).unlink()
+    folders["truncated-weights"] = root / "truncated-weights"
+    shutil.copytree(tiny_dir, folders["truncated-weights"])
+    for name in weights:
+        path = folders["truncated-weights"] / name
+        path.write_bytes(path.read_bytes()[:200])
+    return folders
+
+
+@pytest.fixture
+def bench(tmp_path):
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    record = {"sentence": "Bill Gates lives in Seattle .", "entities": [
+        {"name": "Bill Gates", "type": "person", "pos": [0, 10]}]}  # fmt: skip
+    (folder / "test.json").write_text(json.dumps([record]), encoding="utf-8")
+    (folder / "labels.json").write_text(json.dumps(["person", "city"]), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def no_server(monkeypatch):
+    """``anyner serve`` must fail before it serves: a server started here would never return."""
+    serve = pytest.importorskip("anyner.serve")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("serve.run was called")
+
+    monkeypatch.setattr(serve, "run", refuse)
+
+
+def loading_argv(command: str, model, tmp_path, bench) -> list[str]:
+    """A command line of each subcommand that loads a model, valid but for the model."""
+    return {
+        "predict": ["predict", "Bill Gates lives in Seattle.", "-l", "person", "--model", str(model)],
+        "evaluate": ["evaluate", "--model", str(model), "--data", str(bench)],
+        "serve": ["serve", "--model", str(model)],
+        "export": ["export", "onnx", "--model", str(model), "--out", str(tmp_path / "out")],
+    }[command]
+
+
+MODEL_COMMANDS = ["predict", "evaluate", "serve", "export"]
+
+
+@pytest.mark.parametrize("command", MODEL_COMMANDS)
+def test_every_model_that_cannot_load_is_one_status_and_one_line(
+    command, not_models, tmp_path, bench, no_server, capsys
+):
+    if command == "export":
+        pytest.importorskip("onnx")
+        pytest.importorskip("onnxruntime")
+    for kind, folder in not_models.items():
+        code = main(loading_argv(command, folder, tmp_path, bench))
+        out, err = capsys.readouterr()
+        assert code == cli.EXIT_FAILED == 1, (kind, err)
+        assert err.count("\n") == 1 and err.startswith("anyner: error: cannot load the model: "), (kind, err)
+        assert "Traceback" not in err and out == "", kind
+    assert not (tmp_path / "out").exists()  # export wrote nothing
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "serve"])
+def test_bad_arguments_are_reported_before_the_model_loads(command, not_models, tmp_path, bench, capsys):
+    """Exit 2 with the shared checks' words (anyner.validate) naming the flag; the model is never read."""
+    argv = loading_argv(command, not_models["missing"], tmp_path, bench)
+    cases = [(["--batch-size", "0"], "--batch-size must be a positive integer, got 0")]
+    if command != "serve":
+        cases += [
+            (["--threshold", "1.5"], "--threshold must be a number in [0, 1], got 1.5"),
+            (["--threshold", "nan"], "--threshold must be a number in [0, 1], got nan"),
+        ]
+    if command == "evaluate":
+        cases.append((["--limit", "0"], "--limit must be a positive integer, got 0"))
+    if command == "serve":
+        cases += [
+            (["--queue-size", "0"], "--queue-size must be a positive integer, got 0"),
+            (["--max-texts", "-1"], "--max-texts must be a positive integer, got -1"),
+        ]
+    for extra, message in cases:
+        assert main([*argv, *extra]) == cli.EXIT_USAGE == 2, extra
+        assert capsys.readouterr().err == f"anyner: error: {message}\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "module", "extra"),
+    [("serve", "fastapi", "serve"), ("serve", "uvicorn", "serve"), ("export", "onnx", "onnx")],
+)
+def test_a_missing_optional_package_fails_before_the_model_loads(
+    command, module, extra, not_models, tmp_path, bench, monkeypatch, capsys
+):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == module else find_spec(name, *a)
+    )
+    assert main(loading_argv(command, not_models["missing"], tmp_path, bench)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and module in err and f"pip install 'anyner[{extra}]'" in err
+    assert "cannot load the model" not in err  # the model was not tried
+
+
+def test_train_on_a_missing_or_bad_config_is_one_line_and_status_2(tmp_path, capsys):
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("[train\nsteps = 3\n", encoding="utf-8")
+    bad_value = tmp_path / "bad-value.toml"
+    bad_value.write_text('[train]\nsteps = "many"\n', encoding="utf-8")
+    missing_data = tmp_path / "missing-data.toml"
+    missing_data.write_text('[[data]]\npath = "nowhere.jsonl"\n', encoding="utf-8")
+    for config, words in (
+        (tmp_path / "nonexist.toml", "nonexist.toml does not exist"),
+        (tmp_path, str(tmp_path)),  # a folder, not a file
+        (bad_toml, "not valid TOML"),
+        (bad_value, "bad-value.toml"),
+        (missing_data, "nowhere.jsonl"),
+    ):
+        assert main(["train", str(config)]) == 2, config
+        out, err = capsys.readouterr()
+        # missing-data loads the encoder first, whose loading bar (transformers') may come before
+        last = err.splitlines()[-1]
+        assert err.endswith(last + "\n") and last.startswith("anyner: error: ") and words in last, err
+        assert err.count("anyner: error: ") == 1 and (config == missing_data or err == last + "\n"), err
+        assert "Traceback" not in err and out == ""
+    assert main(["train", str(tmp_path / "nonexist.toml"), "--until-step", "0"]) == 2  # the flag comes first
+    assert capsys.readouterr().err == "anyner: error: --until-step must be a positive integer, got 0\n"
+
+
+def test_train_on_a_missing_config_in_a_real_process_prints_no_traceback(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "anyner.cli", "train", "nonexist.toml"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "anyner: error: training config nonexist.toml does not exist\n"
+
+
+def test_an_output_that_cannot_be_written_is_status_1(tiny_dir, bench, tmp_path, capsys):
+    out = tmp_path / "no-such-folder" / "scores.json"
+    assert main(["evaluate", "--model", str(tiny_dir), "--data", str(bench), "--json", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"anyner: error: cannot write {out}: ") and err.count("\n") == 1
+
+
+HELPS = [
+    [], ["predict"], ["evaluate"], ["train"], ["serve"], ["export"], ["export", "onnx"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", HELPS, ids=lambda c: " ".join(c) or "anyner")
+def test_every_help_prints_the_one_exit_status_table(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert EXIT_STATUS in out and out.count("Exit status") == 1
+    assert "pip install fastapi" not in out
+    if command == ["serve"]:
+        assert "pip install 'anyner[serve]'" in out
+    if command == ["export", "onnx"]:
+        assert "pip install 'anyner[onnx]'" in out
+
+
+def test_the_table_names_each_status_main_returns():
+    for status in (cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_USAGE, cli.EXIT_INTERRUPTED):
+        assert f"\n  {status} " in EXIT_STATUS
+    assert (cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_USAGE, cli.EXIT_INTERRUPTED) == (0, 1, 2, 130)

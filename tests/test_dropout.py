@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from anyner import AnyNER
-from anyner.model.dropout import (
+from anyner.train.dropout import (
     ATTENTION,
     Dropout,
     fast_dropout,

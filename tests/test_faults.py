@@ -4,6 +4,7 @@ folders and training checkpoints, and a model that fails on one request inside t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -27,7 +28,7 @@ from anyner import AnyNER, Entity
 from anyner.checkpoint import CheckpointError
 from anyner.train import Trainer
 from anyner.train.config import config_from_dict
-from anyner.train.loop import KILL_AT_ENV, STATE_NAME
+from anyner.train.loop import STATE_NAME
 from tests.conftest import spread_head
 from tests.test_train import write_data
 
@@ -48,9 +49,15 @@ from anyner.train.config import config_from_dict
 
 def child(job):
     torch.set_num_threads(1)
-    os.environ.update(job["env"])
     log = open(job["log"], "a", buffering=1)
-    trainer = Trainer(config_from_dict(job["config"]), progress=False, log=lambda m: print(m, file=log))
+
+    def kill_at(point, step):  # the fault is injected here, by the test: the loop only names its points
+        if job["kill_at"] == f"{point}:{step}":
+            os.kill(os.getpid(), 9)
+
+    trainer = Trainer(
+        config_from_dict(job["config"]), progress=False, log=lambda m: print(m, file=log), on_checkpoint=kill_at
+    )
     def before_optimizer_step(optimizer, args, kwargs):
         if trainer.step + 1 == job["kill_in_step"]:  # gradients computed, weights not yet updated
             os.kill(os.getpid(), 9)
@@ -71,6 +78,25 @@ for line in sys.stdin:
         os._exit(code)
     print(json.dumps({"pid": pid}), flush=True)
     print(json.dumps({"code": os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}), flush=True)
+"""
+
+
+# `anyner train ...` (argv[2:]) as the CLI runs it, with a fault injected by the test: the process
+# SIGKILLs itself at the checkpoint point argv[1] ("<point>:<step>"), as `kill -9` would.
+CLI_KILLED_AT = r"""
+import os, sys
+from anyner import cli
+from anyner.train import loop
+
+where = sys.argv[1]
+plain_init = loop.Trainer.__init__
+
+def init(self, *args, **kwargs):
+    plain_init(self, *args, **kwargs)
+    self.on_checkpoint = lambda point, step: f"{point}:{step}" == where and os.kill(os.getpid(), 9)
+
+loop.Trainer.__init__ = init
+sys.exit(cli.main(sys.argv[2:]))
 """
 
 
@@ -101,7 +127,7 @@ class Runs:
     def start(self, name: str, resume=False, kill_at=None, kill_in_step=0, slow_step_s=0.0) -> int:
         job = {
             "config": self.config(name), "resume": resume, "kill_in_step": kill_in_step, "slow_step_s": slow_step_s,
-            "env": {KILL_AT_ENV: kill_at} if kill_at else {}, "log": str(self.workdir / name / "log.txt"),
+            "kill_at": kill_at, "log": str(self.workdir / name / "log.txt"),
         }  # fmt: skip
         self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
@@ -258,15 +284,11 @@ def test_the_cli_killed_mid_checkpoint_resumes_and_refuses_a_damaged_checkpoint(
         '[[data]]\npath = "train.jsonl"\n[train]\nsteps = 9\nbatch_size = 2\n'
         '[output]\ndir = "run"\nsave_every = 3\nlog_every = 100\n'
     )
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS="1",
-        TOKENIZERS_PARALLELISM="false",
-        **{KILL_AT_ENV: "checkpoint-rename:6"},
-    )
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     done = subprocess.run(
-        [sys.executable, "-m", "anyner.cli", "train", str(config)], env=env, capture_output=True, timeout=300
-    )
+        [sys.executable, "-c", CLI_KILLED_AT, "checkpoint-rename:6", "train", str(config)],
+        env=env, capture_output=True, timeout=300,
+    )  # fmt: skip
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
     ckpts = tmp_path / "run" / "checkpoints"
     assert sorted(p.name for p in ckpts.iterdir()) == [".step-00000006.tmp", "latest", "step-00000003"]
@@ -332,7 +354,9 @@ def test_a_damaged_training_checkpoint_stops_resume_with_a_clear_error(tmp_path,
     weights.write_bytes(good_weights)
 
     other = tiny_train_config(tmp_path, tiny_bert_dir)
-    other.model.hidden_size = 64  # the config changed since the checkpoint was written
+    other.model.network = dataclasses.replace(
+        other.model.network, hidden_size=64
+    )  # the config changed since the checkpoint was written
     with pytest.raises(CheckpointError, match=r"step-00000006: .*(shape|does not fit this run)"):
         Trainer(other, **quiet).fit(resume=True)
 

@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from anyner import AnyNER, cli
-from anyner.batching import collate
 from anyner.export_onnx import (
     ONNX_INT8_NAME,
     ONNX_NAME,
@@ -26,8 +25,8 @@ from anyner.export_onnx import (
     OnnxRunner,
     export_onnx,
     max_logit_delta,
+    one_batch,
 )
-from anyner.words import split_words
 from tests.conftest import build_reference, ood_sample, spread_head
 
 onnx = pytest.importorskip("onnx", reason="the onnx package is not installed")
@@ -106,11 +105,17 @@ class Once:
     def __init__(self, runner):
         self.runner, self.seen = runner, {}
 
-    def __call__(self, **tensors):
-        key = tuple((k, tuple(v.shape), v.cpu().numpy().tobytes()) for k, v in sorted(tensors.items()))
+    def _key(self, batch):
+        return tuple((k, v.shape, v.tobytes()) for k, v in sorted(batch.feed().items()))
+
+    def __call__(self, batch):
+        key = self._key(batch)
         if key not in self.seen:
-            self.seen[key] = self.runner(**tensors)
+            self.seen[key] = self.runner(batch)
         return self.seen[key]
+
+    def logits(self, batch):
+        return self.runner.logits(batch)
 
 
 def once(model: AnyNER) -> AnyNER:
@@ -155,15 +160,12 @@ def test_rnn_batch_of_mixed_lengths_is_exact(small_rnn_cli):
     for texts in (MIXED[:1], MIXED[1:2], [MIXED[2], MIXED[2]]):  # one row; equal lengths
         assert max_logit_delta(model, runner, texts, LABELS[:2]) < 1e-4
     # the packed torch path leaves zeros past each length; so does the ONNX LSTM
-    label_set = model._label_set(LABELS)
-    jobs = [j for i, t in enumerate(MIXED) for j in model._jobs(i, split_words(t), label_set)]
-    tensors = collate([j.prompted for j in jobs], model.tokenizer.pad_token_id)
-    assert len(set(tensors["text_lengths"].tolist())) > 1
+    batch, _ = one_batch(model, MIXED, LABELS)
+    assert len(set(batch.text_lengths.tolist())) > 1
     with torch.inference_mode():
-        ref = model.model(**tensors).numpy()
-    np.testing.assert_allclose(runner(**tensors), ref, atol=1e-4, rtol=0)
-    numpy_in = {k: v.numpy().astype(np.int64) for k, v in tensors.items()}  # numpy ints in: the same
-    np.testing.assert_allclose(runner(**numpy_in), ref, atol=1e-4, rtol=0)
+        ref = model.model(**batch.tensors()).numpy()
+    np.testing.assert_allclose(runner.logits(batch), ref, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(runner(batch), 1 / (1 + np.exp(-ref)), atol=1e-5, rtol=0)  # probabilities
 
 
 def test_int8_loads_and_runs(small_rnn_cli, shared):

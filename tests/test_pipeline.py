@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
 
 from anyner import AnyNER, Entity
-from anyner.pipeline import plan_windows
+from anyner.featurize import plan_windows
 from tests.conftest import spread_head
 
 TEXT = "Bill Gates founded Microsoft on April 4, 1975 in Albuquerque, New Mexico."
@@ -149,7 +150,7 @@ def test_plan_windows_cover_and_bound(n, budget, max_words):
 
 
 def test_long_text_is_windowed_without_loss(model):
-    model.config.max_len = 30  # force many windows on a modest text
+    model.config = dataclasses.replace(model.config, max_len=30)  # force many windows on a modest text
     text = " ".join([TEXT] * 40)
     ents = model.predict(text, LABELS, flat=True)
     check_entities(text, ents)
@@ -159,7 +160,7 @@ def test_long_text_is_windowed_without_loss(model):
 
 def test_many_labels_are_split_into_groups(model):
     labels = [f"type number {i}" for i in range(400)]
-    groups = model._label_groups(model._label_set(labels))
+    groups = model.featurizer.label_groups(model.featurizer.label_set(labels))
     assert len(groups) > 1 and sum(n for _, n in groups) == 400
     ents = model.predict(TEXT, labels, threshold=0.9)
     check_entities(TEXT, ents)
@@ -168,13 +169,13 @@ def test_many_labels_are_split_into_groups(model):
 
 def test_a_copied_model_keeps_its_own_label_groups(model):
     labels = [f"type number {i}" for i in range(200)]
-    groups = model._label_groups(model._label_set(labels))
+    groups = model.featurizer.label_groups(model.featurizer.label_set(labels))
     small = copy.deepcopy(model)
     small.max_tokens = model.max_tokens // 4  # a copy with a smaller subword limit
-    fewer = small._label_groups(small._label_set(labels))
+    fewer = small.featurizer.label_groups(small.featurizer.label_set(labels))
     assert len(fewer) > len(groups)  # computed for its own limit, not read from the original
     assert sum(n for _, n in fewer) == 200
-    assert model._label_groups(model._label_set(labels)) == groups
+    assert model.featurizer.label_groups(model.featurizer.label_set(labels)) == groups
 
 
 def test_save_and_reload_give_the_same_entities(model, tmp_path):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import io
 import json
@@ -101,10 +102,9 @@ def tiny(tiny_bert_dir) -> AnyNER:
 def small(tiny) -> AnyNER:
     """``tiny`` with windows of at most 64 subwords and 24 words: windows and label groups come early."""
     net = copy.deepcopy(tiny.model)
-    net.config.max_len = 24
     hf_config = copy.deepcopy(tiny.hf_config)
     hf_config.max_position_embeddings = 64
-    model = AnyNER(net, tiny.tokenizer, hf_config)
+    model = AnyNER(net, tiny.tokenizer, hf_config, config=dataclasses.replace(net.config, max_len=24))
     assert model.max_tokens == 64
     return model
 
@@ -465,7 +465,7 @@ def test_1000_labels(request, model_name):
     model = request.getfixturevalue(model_name)
     text = "Bill Gates founded Microsoft on April 4, 1975 in Albuquerque, New Mexico."
     labels = [f"type {i}" for i in range(1000)]
-    assert len(model._label_groups(model._label_set(labels))) > 1
+    assert len(model.featurizer.label_groups(model.featurizer.label_set(labels))) > 1
     ents = model.predict(text, labels, threshold=0.5, flat=False, multi_label=True)
     check_entities(text, ents, labels, 0.5, False, True)
     assert ents

@@ -258,8 +258,8 @@ def test_renamed_labels_keep_their_spans_and_are_deterministic(tmp_path, tiny_be
     names.write_text(json.dumps({"synonyms": {"person": ["human"], "city": ["town"]}}))
     cfg.train.label_names = str(names)
     corpora = load_corpora(cfg.data, 0, lambda m: None)
-    mix = Mix(corpora, cfg.train, 50, 4)
-    plain = Mix(corpora, tiny_config(tmp_path / "p", tiny_bert_dir, neg_ratio=0.0).train, 50, 4)
+    mix = Mix(corpora, cfg.train, 4)
+    plain = Mix(corpora, tiny_config(tmp_path / "p", tiny_bert_dir, neg_ratio=0.0).train, 4)
     for step in range(20):
         item, again, base = mix.item(0, step, 0), mix.item(0, step, 0), plain.item(0, step, 0)
         assert (item.labels, item.spans) == (again.labels, again.spans)
@@ -279,7 +279,7 @@ def test_batches_mix_corpora_unless_told_one_corpus_per_batch(tmp_path, tiny_ber
 
     def sources(mix_corpora):
         settings = tiny_config(tmp_path, tiny_bert_dir, mix_corpora=mix_corpora).train
-        mix = Mix(corpora, settings, 50, 4)
+        mix = Mix(corpora, settings, 4)
         return [{mix.item(0, step, slot).words[0] for slot in range(8)} for step in range(30)]
 
     mixed, single = sources(True), sources(False)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -23,6 +24,7 @@ import torch
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 from transformers.models.auto import CONFIG_MAPPING
 
+from anyner import model_types
 from anyner.config import SPAN_MODES, AnyNERConfig
 
 CONFIG_NAME = "gliner_config.json"
@@ -39,20 +41,18 @@ KEY_MAP = (
     ("rnn.", "rnn."),
 )
 
-# Fields GLiNER configs carry that select a variant anyner does not implement:
-# field -> predicate telling whether the value is the supported (plain span model) one.
+# Options of a span model that anyner does not implement (the variant itself, token-level,
+# bi-encoder, decoder or relation extraction, is chosen in anyner.model_types):
+# field -> predicate telling whether the value is the supported one.
 _UNSUPPORTED = {
-    "labels_encoder": lambda v: not v,  # bi-encoder
-    "labels_decoder": lambda v: not v,  # label-generating decoder
-    "decoder_mode": lambda v: not v,
-    "relations_layer": lambda v: not v,  # relation extraction
     "post_fusion_schema": lambda v: not v,
     "fuse_layers": lambda v: not v,
     "span_encoder_config": lambda v: not v,
     "precomputed_prompts_mode": lambda v: not v,
     "subtoken_pooling": lambda v: v in (None, "first"),
-    "model_type": lambda v: v in (None, "gliner", "gliner_uni_encoder_span"),
 }
+# Fields that select the variant: read by anyner.model_types, never kept in ``extra``.
+_VARIANT_FIELDS = {"labels_encoder", "labels_decoder", "decoder_mode", "relations_layer", "model_type"}
 
 # Fields that describe the network: read into AnyNERConfig. All others are kept in ``extra``.
 _NETWORK_FIELDS = {
@@ -70,14 +70,21 @@ class CheckpointError(ValueError):
 
 
 def config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> AnyNERConfig:
-    """Translate a parsed ``gliner_config.json`` into :class:`AnyNERConfig`.
+    """Translate a parsed ``gliner_config.json`` into :class:`AnyNERConfig`, through the
+    reader of the model type it implies (:func:`anyner.model_types.model_type_for`).
 
     Raises:
         NotImplementedError: the file describes a variant anyner does not implement
             (token-level, bi-encoder, decoder, relation extraction, ...).
+        CheckpointError: the file is not a valid config.
     """
     if not isinstance(raw, dict):
         raise CheckpointError(f"{source}: expected a JSON object, got {type(raw).__name__}")
+    return model_types.model_type_for(raw, source).part("config_reader")(raw, source)
+
+
+def span_config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> AnyNERConfig:
+    """The ``uni_encoder_span`` reader: a span model's ``gliner_config.json`` -> AnyNERConfig."""
     span_mode = raw.get("span_mode", "markerV0")
     if span_mode not in SPAN_MODES:
         raise NotImplementedError(
@@ -125,8 +132,13 @@ def config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> AnyNER
             max_len=int(raw.get("max_len", 384)),
             max_types=int(raw.get("max_types", 25)),
             embed_ent_token=bool(raw.get("embed_ent_token", True)),
+            model_type="uni_encoder_span",
             name=str(raw.get("name", "gliner")),
-            extra={k: v for k, v in raw.items() if k not in _NETWORK_FIELDS and k not in _UNSUPPORTED},
+            extra={
+                k: v
+                for k, v in raw.items()
+                if k not in _NETWORK_FIELDS and k not in _UNSUPPORTED and k not in _VARIANT_FIELDS
+            },
         )
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{source}: {e}") from e
@@ -134,6 +146,11 @@ def config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> AnyNER
 
 def config_to_gliner(config: AnyNERConfig, hf_config: PretrainedConfig) -> dict[str, Any]:
     """The ``gliner_config.json`` contents for a model, loadable by anyner and by ``gliner``."""
+    return model_types.get(config.model_type).part("config_writer")(config, hf_config)
+
+
+def span_config_to_gliner(config: AnyNERConfig, hf_config: PretrainedConfig) -> dict[str, Any]:
+    """The ``uni_encoder_span`` writer."""
     encoder_config = hf_config.to_dict()
     encoder_config["model_type"] = hf_config.model_type
     out = dict(config.extra)
@@ -157,7 +174,7 @@ def config_to_gliner(config: AnyNERConfig, hf_config: PretrainedConfig) -> dict[
         subtoken_pooling="first",
         fuse_layers=False,
         post_fusion_schema="",
-        model_type="gliner_uni_encoder_span",
+        model_type=model_types.get(config.model_type).gliner_name,
     )
     return out
 
@@ -236,8 +253,8 @@ def _damaged_json(folder: Path) -> Path | None:
     return None
 
 
-def add_prompt_tokens(tokenizer: PreTrainedTokenizerBase, config: AnyNERConfig) -> None:
-    """Make sure the tokenizer knows the prompt tokens and that the config has their ids.
+def add_prompt_tokens(tokenizer: PreTrainedTokenizerBase, config: AnyNERConfig) -> AnyNERConfig:
+    """Make sure the tokenizer knows the prompt tokens; returns the config with their ids.
 
     A config with ``class_token_index: -1`` (the 2024 v1/v2/v2.1 files, or a new model)
     gets ``[FLERT]``, the entity and the separator token added, as GLiNER does. A config
@@ -249,9 +266,9 @@ def add_prompt_tokens(tokenizer: PreTrainedTokenizerBase, config: AnyNERConfig) 
     if config.class_token_index == -1 or config.vocab_size == -1:
         extra = [FLERT_TOKEN] if config.add_flert_token else []
         tokenizer.add_tokens([*extra, ent, sep], special_tokens=True)
-        config.class_token_index = tokenizer.convert_tokens_to_ids(ent)
-        config.vocab_size = len(tokenizer)
-        return
+        return dataclasses.replace(
+            config, class_token_index=tokenizer.convert_tokens_to_ids(ent), vocab_size=len(tokenizer)
+        )
     if ent not in vocab:
         n = len(tokenizer)
         if config.class_token_index == n + 1:
@@ -271,6 +288,7 @@ def add_prompt_tokens(tokenizer: PreTrainedTokenizerBase, config: AnyNERConfig) 
         )
     if sep not in tokenizer.get_vocab():
         raise CheckpointError(f"the tokenizer has {ent!r} but not the separator token {sep!r}")
+    return config
 
 
 # ---------------------------------------------------------------------------- weights

@@ -14,6 +14,8 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import IO, Any
 
+from anyner.validate import positive_int, threshold
+
 EXAMPLES_PREDICT = """\
 examples:
   anyner predict "Bill Gates founded Microsoft on April 4, 1975." --labels person,organization,date
@@ -28,8 +30,6 @@ JSON object takes its "text" field. Texts are read --batch-size at a time and ea
 results are written (and flushed) as soon as they are found, so long inputs stream; only
 --format html waits for the whole input. A progress bar (texts, words/s) goes to stderr
 when reading --file, or stdin with stderr on a terminal; --no-progress or --quiet hide it.
-Exit status: 0 on success (also when the reader of the output stops early), 2 on bad
-arguments or input, 1 when the model cannot be loaded.
 """
 
 EXAMPLES_EVALUATE = """\
@@ -44,7 +44,6 @@ character offsets) and labels.json; a folder of such folders expands to them. Pr
 with the lowercased names in labels.json, threshold 0.5, flat decoding, exact match on span and
 lowercased type; scores are micro P/R/F1 in percent. --suite ood is ../shared/data/benchmark/ood
 beside the repository, or under $ANYNER_SHARED; it also prints the paper's figures beside ours.
-Exit status: 0 on success, 2 on bad arguments or data, 1 when the model cannot be loaded.
 """
 
 EXAMPLES_TRAIN = """\
@@ -72,7 +71,7 @@ Endpoints: POST /v1/entities ({"text"} or {"texts"}, "labels", "threshold", "fla
 "multi_label", "html"), GET /v1/model, GET /health, the OpenAPI docs at /docs, and a page
 to try the model at /. Requests beyond a limit get 413 (body) or 422; a full queue 503.
 The server has no authentication: it binds 127.0.0.1 unless --host says otherwise.
-Needs FastAPI and uvicorn (pip install fastapi uvicorn).
+Needs FastAPI and uvicorn: pip install 'anyner[serve]'.
 """
 
 EXAMPLES_EXPORT = """\
@@ -85,15 +84,38 @@ tokenizer) plus the ONNX file(s), so it loads with either backend:
   AnyNER.from_pretrained("./my-model-onnx", backend="onnx")                        # fp32
   AnyNER.from_pretrained("./my-model-onnx", backend="onnx", onnx_file="model_int8.onnx")
 Each file is checked against the torch model; onnx_export.json records the figures.
-Needs the onnx and onnxruntime packages. Exit status: 0 on success, 2 on bad arguments,
-1 when the model cannot be loaded or exported.
+Needs the onnx and onnxruntime packages: pip install 'anyner[onnx]'.
 """
+
+# The one table of exit statuses: printed at the end of every --help, followed by every
+# subcommand (main maps the exceptions to it; nothing else returns a status of its own).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_STATUS = f"""\
+Exit status (the same for every command):
+  {EXIT_OK}    success, also when the reader of the output stops early (| head)
+  {EXIT_FAILED}    the model cannot be loaded (no such folder or Hub id, not a model folder,
+       damaged or unsupported files, an optional package missing), or the work failed
+       (an export that does not check out, an error writing the output)
+  {EXIT_USAGE}    bad arguments or input: an option's value, or a text, data or training
+       config file that is missing or malformed (for train also what the config names:
+       its data, encoder and init_from, and a checkpoint that --resume cannot use)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+An error is one line on stderr, "anyner: error: ..." (after the usage line when
+the command line itself is wrong).
+"""
+
+
+class Failed(Exception):
+    """The work cannot be done with valid arguments: the model cannot be loaded, an export
+    failed, an optional package is missing. ``main`` prints it and exits ``EXIT_FAILED``."""
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="anyner",
         description="Open-type named entity recognition: find entities of the types you name.",
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from anyner import __version__
 
@@ -105,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         "predict",
         help="find entities in texts",
         description="Find entities of the given labels in texts and print them.",
-        epilog=EXAMPLES_PREDICT,
+        epilog=EXAMPLES_PREDICT + "\n" + EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     pr.add_argument("texts", nargs="*", metavar="TEXT", help="texts to read (default: --file or stdin)")
@@ -143,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
         "evaluate",
         help="score a model on NER benchmark folders",
         description="Exact-match micro precision, recall and F1 of a model on benchmark folders.",
-        epilog=EXAMPLES_EVALUATE,
+        epilog=EXAMPLES_EVALUATE + "\n" + EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ev.add_argument("-m", "--model", help="model folder or Hub id (default: the built-in model)")
@@ -171,7 +193,7 @@ def _parser() -> argparse.ArgumentParser:
         "train",
         help="train a model from a config file",
         description="Train a GLiNER span model: the paper's recipe, resumable checkpoints, a metrics log.",
-        epilog=EXAMPLES_TRAIN,
+        epilog=EXAMPLES_TRAIN + "\n" + EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tr.add_argument("config", type=Path, help="TOML training config")
@@ -185,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
         "serve",
         help="serve a model over HTTP (JSON API and a web page)",
         description="Serve a model with FastAPI and uvicorn: a JSON API, its OpenAPI docs and a web page.",
-        epilog=EXAMPLES_SERVE,
+        epilog=EXAMPLES_SERVE + "\n" + EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sv.add_argument("-m", "--model", help="model folder or Hub id (default: the built-in model)")
@@ -215,6 +237,8 @@ def _parser() -> argparse.ArgumentParser:
         "export",
         help="export a model for another runtime (ONNX)",
         description="Export a model for another runtime.",
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ex_sub = ex.add_subparsers(dest="format", metavar="FORMAT")
     ex_sub.required = True
@@ -222,7 +246,7 @@ def _parser() -> argparse.ArgumentParser:
         "onnx",
         help="ONNX, run with ONNX Runtime",
         description="Export a model to ONNX (optionally also int8-quantized) for ONNX Runtime.",
-        epilog=EXAMPLES_EXPORT,
+        epilog=EXAMPLES_EXPORT + "\n" + EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     eo.add_argument("-m", "--model", required=True, help="model folder or Hub id to export")
@@ -384,29 +408,63 @@ def _stdout_to_devnull() -> None:
         pass
 
 
+def _one_line(e: BaseException | str) -> str:
+    """An error as one line: its message (or its type, when it has none) with newlines folded."""
+    text = str(e).strip() or (type(e).__name__ if isinstance(e, BaseException) else "")
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _os_message(e: OSError) -> str:
+    """``x: No such file or directory`` for an OSError of the system; a worded one as it is."""
+    if e.filename is not None and e.strerror:
+        return f"{e.filename}: {e.strerror}"
+    return _one_line(e)
+
+
+def _need(what: str, extra: str, *modules: str) -> None:
+    """Fail (EXIT_FAILED) at once, before a model loads, when an optional package is missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise Failed(f"{what} needs {' and '.join(missing)}, not installed: pip install 'anyner[{extra}]'")
+
+
+def load_model(name: str | None) -> Any:
+    """The model of ``--model`` (None: the built-in one), for every subcommand that loads one.
+
+    Every way a model cannot be loaded is one :class:`Failed`, so one exit status
+    (``EXIT_FAILED``) and one line: no such folder or Hub id, or the Hub out of reach
+    (OSError, FileNotFoundError), a folder that is not a model or holds damaged files
+    (``anyner.checkpoint.CheckpointError``, a ValueError), a GLiNER variant anyner does not
+    implement (NotImplementedError), an optional backend that is not installed (ImportError).
+    The CLI passes no other argument to ``from_pretrained``, so any ValueError it raises is
+    about the model's files, not about an argument.
+    """
+    from anyner.pipeline import AnyNER
+
+    try:
+        return AnyNER.from_pretrained(name)
+    except (OSError, NotImplementedError, ImportError, ValueError) as e:  # ValueError: CheckpointError
+        raise Failed(f"cannot load the model: {_one_line(e)}") from e
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from anyner.pipeline import AnyNER
-
+    # the arguments first, so that a bad one is reported at once, not after the model loads
     labels = _labels(args.labels)
-    if not 0.0 <= args.threshold <= 1.0:
-        raise ValueError(f"--threshold must be in [0, 1], got {args.threshold}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    threshold(args.threshold, "--threshold")
+    positive_int(args.batch_size, "--batch-size")
     if args.file is not None and not args.texts and not args.file.exists():
-        raise ValueError(f"cannot read {args.file}: no such file")  # before the model loads
+        raise ValueError(f"cannot read {args.file}: no such file")
     show_progress = not (args.texts or args.quiet or args.no_progress) and (
         args.file is not None or sys.stderr.isatty()
     )
     with warnings.catch_warnings(), closing(_read_texts(args)) as texts:
         if args.quiet:
             warnings.simplefilter("ignore")
-        try:
-            model = AnyNER.from_pretrained(args.model)
-        except (OSError, NotImplementedError) as e:
-            print(f"anyner: cannot load the model: {e}", file=sys.stderr)
-            return 1
+        model = load_model(args.model)
         head = list(islice(texts, 2))  # one text alone is printed without a "# text 1" header
         total = _count_lines(args.file) if show_progress and args.file is not None else None
         bar = tqdm(
@@ -430,36 +488,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 )
             except BrokenPipeError:
                 _stdout_to_devnull()
-                return 0
-    return 0
+                return EXIT_OK
+    return EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from anyner import evaluate
-    from anyner.pipeline import AnyNER
 
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be a positive integer, got {args.limit}")
-    if not 0.0 <= args.threshold <= 1.0:
-        raise ValueError(f"--threshold must be in [0, 1], got {args.threshold}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    if args.limit is not None:
+        positive_int(args.limit, "--limit")
+    threshold(args.threshold, "--threshold")
+    positive_int(args.batch_size, "--batch-size")
     paths = [*args.data, *([evaluate.suite_folder(args.suite)] if args.suite else [])]
     if not paths:
         raise ValueError("nothing to evaluate: give --data PATH [PATH ...] or --suite ood")
     folders = evaluate.benchmark_folders(paths, split=args.split)  # bad data fails before the model loads
-    try:
-        model = AnyNER.from_pretrained(args.model)
-    except (OSError, NotImplementedError, ValueError) as e:
-        print(f"anyner: cannot load the model: {e}", file=sys.stderr)
-        return 1
+    model = load_model(args.model)
     try:
         suite = evaluate.evaluate_suite(
             model, folders, threshold=args.threshold, flat=not args.nested, limit=args.limit,
             batch_size=args.batch_size, words=args.words, split=args.split, progress=sys.stderr.isatty(),
         )  # fmt: skip
     except OSError as e:
-        raise ValueError(f"cannot read the data: {e}") from e
+        raise ValueError(f"cannot read the data: {_os_message(e)}") from e
     out = sys.stdout
     out.write(evaluate.format_table(suite))
     for part in (evaluate.format_comparison(suite), evaluate.format_notes(suite)):
@@ -471,77 +522,86 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         try:
             args.json.write_text(text, encoding="utf-8")
         except OSError as e:
-            raise ValueError(f"cannot write {args.json}: {e}") from e
-    return 0
+            raise Failed(f"cannot write {args.json}: {e.strerror or _one_line(e)}") from e
+    return EXIT_OK
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from anyner.train import Trainer, load_train_config
 
-    config = load_train_config(args.config)
-    if args.until_step is not None and args.until_step < 1:
-        raise ValueError(f"--until-step must be a positive integer, got {args.until_step}")
-    Trainer(config).fit(resume=args.resume, until_step=args.until_step)
-    return 0
+    until_step = None if args.until_step is None else positive_int(args.until_step, "--until-step")
+    try:
+        trainer = Trainer(load_train_config(args.config))
+    except (OSError, NotImplementedError, ImportError) as e:
+        # the config file, or a data file, encoder or init_from model it names: all input
+        raise ValueError(_os_message(e) if isinstance(e, OSError) else _one_line(e)) from e
+    trainer.fit(resume=args.resume, until_step=until_step)
+    return EXIT_OK
+
+
+_SERVE_COUNTS = (
+    "batch_size", "queue_size", "max_text_chars", "max_texts", "max_labels", "max_label_chars",
+    "max_body_bytes",
+)  # fmt: skip
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    for dest in _SERVE_COUNTS:
+        positive_int(getattr(args, dest), "--" + dest.replace("_", "-"))
+    _need("anyner serve", "serve", "fastapi", "uvicorn")
     try:
         from anyner import serve
     except ImportError as e:
-        print(f"anyner: serve needs FastAPI and uvicorn ({e}): pip install fastapi uvicorn", file=sys.stderr)
-        return 1
-    from anyner.pipeline import AnyNER
+        raise Failed(f"anyner serve cannot start ({_one_line(e)}): pip install 'anyner[serve]'") from e
 
     limits = serve.Limits(
         max_text_chars=args.max_text_chars, max_texts=args.max_texts, max_labels=args.max_labels,
         max_label_chars=args.max_label_chars, max_body_bytes=args.max_body_bytes,
     )  # fmt: skip
-    try:
-        model = AnyNER.from_pretrained(args.model)
-    except (OSError, NotImplementedError, ValueError) as e:
-        print(f"anyner: cannot load the model: {e}", file=sys.stderr)
-        return 1
+    model = load_model(args.model)
     serve.run(
         model, host=args.host, port=args.port, log_level=args.log_level, limits=limits,
         batch_size=args.batch_size, queue_size=args.queue_size, max_wait_ms=args.max_wait_ms,
         name=args.model or "builtin",
     )  # fmt: skip
-    return 0
+    return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from anyner.pipeline import AnyNER
+    _need("anyner export onnx", "onnx", "onnx", "onnxruntime")
+    from anyner.export_onnx import export_onnx, format_report
 
-    try:
-        from anyner.export_onnx import export_onnx, format_report
-
-        model = AnyNER.from_pretrained(args.model)
-    except (ImportError, OSError, NotImplementedError, ValueError) as e:
-        print(f"anyner: cannot load the model: {e}", file=sys.stderr)
-        return 1
+    model = load_model(args.model)
     try:
         out = export_onnx(model, args.out, quantize=args.quantize, opset=args.opset)
     except (ImportError, OSError, RuntimeError) as e:
-        print(f"anyner: export failed: {e}", file=sys.stderr)
-        return 1
+        raise Failed(f"export failed: {_one_line(e)}") from e
     sys.stdout.write(f"wrote {out}\n" + format_report(out))
-    return 0
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run the ``anyner`` command; the exit status is one of ``EXIT_STATUS``'s, for every subcommand."""
+    args = _parser().parse_args(argv)  # argparse exits 2 (EXIT_USAGE) itself on a bad command line
     try:
         return args.func(args)
-    except (ValueError, TypeError) as e:
-        print(f"anyner: error: {e}", file=sys.stderr)
-        return 2
+    except Failed as e:
+        return _fail(EXIT_FAILED, e)
+    except (ValueError, TypeError) as e:  # the library's and validate's word on an argument or input
+        return _fail(EXIT_USAGE, e)
     except BrokenPipeError:
         _stdout_to_devnull()
-        return 0
+        return EXIT_OK
+    except OSError as e:  # the work failed on the way: a disk full, a write refused
+        return _fail(EXIT_FAILED, _os_message(e))
     except KeyboardInterrupt:
         print("anyner: interrupted", file=sys.stderr)
-        return 130  # 128 + SIGINT, as shells report it
+        return EXIT_INTERRUPTED  # 128 + SIGINT, as shells report it
+
+
+def _fail(status: int, error: BaseException | str) -> int:
+    print(f"anyner: error: {_one_line(error)}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""The one typed model configuration, validated when it is made.
+"""The one typed model configuration, validated when it is made and immutable after.
 
 ``checkpoint.py`` translates a GLiNER ``gliner_config.json`` into this class and
-back; nothing else reads GLiNER's field names.
+back; nothing else reads GLiNER's field names. The training config's ``[model]``
+table is read into this class too, so that model settings have one home. A change
+makes a new, validated object: ``dataclasses.replace(config, max_len=256)``.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from anyner.validate import non_negative_int, positive_int
+
 SPAN_MODES = ("markerV0", "marker")
 
 
-@dataclass
+@dataclass(frozen=True)
 class AnyNERConfig:
     """Configuration of a GLiNER span model (uni-encoder).
 
@@ -33,6 +37,7 @@ class AnyNERConfig:
         embed_ent_token: label vector at ``<<ENT>>`` (True) or at the token after it.
         add_flert_token: whether ``[FLERT]`` is added to the tokenizer before the
             prompt tokens (GLiNER adds it, so ids match public checkpoints).
+        model_type: the row of :data:`anyner.model_types.MODEL_TYPES` that runs this model.
         name: free-form name of the model.
         extra: fields of the source config that do not change the network
             (training settings), kept so a re-save loses nothing.
@@ -53,23 +58,31 @@ class AnyNERConfig:
     max_types: int = 25
     embed_ent_token: bool = True
     add_flert_token: bool = True
+    model_type: str = "uni_encoder_span"
     name: str = "anyner"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from anyner.model_types import MODEL_TYPES
+
+        if self.model_type not in MODEL_TYPES:
+            raise NotImplementedError(
+                f"model_type={self.model_type!r} is not supported; anyner implements {', '.join(MODEL_TYPES)}"
+            )
         if self.span_mode not in SPAN_MODES:
             raise NotImplementedError(
                 f"span_mode={self.span_mode!r} is not supported; anyner implements {', '.join(SPAN_MODES)}"
             )
         for name in ("hidden_size", "max_width", "max_len", "max_types"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.num_rnn_layers, int) or self.num_rnn_layers < 0:
-            raise ValueError(f"num_rnn_layers must be an integer >= 0, got {self.num_rnn_layers!r}")
+            positive_int(getattr(self, name), name)
+        non_negative_int(self.num_rnn_layers, "num_rnn_layers")
         if self.num_rnn_layers and self.hidden_size % 2:
             raise ValueError(f"hidden_size must be even with a BiLSTM, got {self.hidden_size}")
-        if not 0.0 <= float(self.dropout) < 1.0:
+        if (
+            isinstance(self.dropout, bool)
+            or not isinstance(self.dropout, int | float)
+            or not 0.0 <= self.dropout < 1.0
+        ):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not self.ent_token or not self.sep_token or self.ent_token == self.sep_token:
             raise ValueError(

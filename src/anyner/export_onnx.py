@@ -1,10 +1,11 @@
-"""ONNX export of the span network, and the ONNX Runtime runner that loads it back.
+"""ONNX export of the span network; :class:`anyner.runtime.OnnxRunner` loads it back.
 
-The exported graph is :class:`GLiNERModel` itself: the six tensors of
-:func:`anyner.batching.collate` in, logits (B, W, K, C) out. Everything before
-(words, prompt, windows) and after (sigmoid, decoding) stays in :class:`AnyNER`,
-so an exported folder loads with ``backend="torch"`` or ``backend="onnx"`` and
-gives the same entities.
+The exported graph is the network itself: the fields of :class:`anyner.batching.Batch`
+in (the graph's input names are the field names), logits (B, W, K, C) out. Everything
+before (words, prompt, windows: :mod:`anyner.featurize`) and after (sigmoid, decoding)
+stays in :class:`AnyNER`, so an exported folder loads with ``backend="torch"`` or
+``backend="onnx"`` and gives the same entities. This module sits above the pipeline;
+the runtime it exports for sits below it.
 
 The BiLSTM packs padded rows in torch. Here it is traced on its packed path
 always, which the exporter turns into one ONNX ``LSTM`` with ``sequence_lens``
@@ -30,18 +31,25 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from anyner.batching import collate
+from anyner.batching import INPUT_NAMES, Batch
+from anyner.featurize import Job
+from anyner.runtime import (
+    METADATA_FIELDS,
+    ONNX_INT8_NAME,
+    ONNX_NAME,
+    OUTPUT_NAME,
+    OnnxRunner,
+    TorchRunner,
+    find_onnx_file,
+    require_module,
+)
 from anyner.words import split_words
 
 if TYPE_CHECKING:
     from anyner.config import AnyNERConfig
     from anyner.pipeline import AnyNER
 
-ONNX_NAME = "model.onnx"
-ONNX_INT8_NAME = "model_int8.onnx"
 REPORT_NAME = "onnx_export.json"
-INPUT_NAMES = ("input_ids", "attention_mask", "word_index", "word_present", "text_lengths", "label_index")
-OUTPUT_NAME = "logits"
 QUANTIZE_MODES = ("int8",)
 # Max |delta logit| the export check accepts. Float rounding stays far below it (1e-6 to a few
 # 1e-4 with deep encoders); a graph that traced wrong (a baked shape, an unpacked LSTM) is far above.
@@ -69,107 +77,6 @@ _CHECK_TEXTS = (
     "Angela Merkel met Emmanuel Macron in Berlin.",
 )
 _LABELS = ("person", "organization", "location", "date")
-
-_METADATA_FIELDS = ("span_mode", "max_width", "hidden_size", "num_rnn_layers")
-
-
-def _require(module: str) -> Any:
-    """Import ``onnx`` or ``onnxruntime``, with an install hint when it is missing."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise ImportError(
-            f"the ONNX backend needs the {module!r} package, which is not installed: "
-            "pip install onnx onnxruntime (or: pip install 'anyner[onnx]')"
-        ) from e
-
-
-# ---------------------------------------------------------------------------- runner
-
-
-def find_onnx_file(folder: str | Path, name: str | None = None) -> Path:
-    """The ONNX file ``name`` (default ``model.onnx``) in a model folder, or a clear error."""
-    folder = Path(folder)
-    path = folder / (name or ONNX_NAME)
-    if not path.is_file():
-        found = sorted(p.name for p in folder.glob("*.onnx")) if folder.is_dir() else []
-        raise FileNotFoundError(
-            f"{folder} holds no {path.name}"
-            + (f" (it has {', '.join(found)}; choose one with onnx_file=...)" if found else "")
-            + ": export the model first, with `anyner export onnx --model MODEL --out FOLDER` or "
-            "anyner.export_onnx.export_onnx(model, folder), then load that folder with backend='onnx'"
-        )
-    return path
-
-
-class OnnxRunner:
-    """Runs an exported span network with ONNX Runtime on the CPU.
-
-    Called like :class:`GLiNERModel`: the collate() tensors (torch or numpy) in,
-    logits (B, W, K, C) out as a numpy array. Inputs the graph dropped (``text_lengths``
-    of a model without BiLSTM) are ignored.
-
-    Args:
-        path: the ``.onnx`` file.
-        threads: intra-op threads; default torch's (``torch.get_num_threads()``).
-        config: when given, checked against the settings the exporter stored in the file.
-
-    Example::
-
-        runner = OnnxRunner("exported/model.onnx")
-        logits = runner(**collate(items, pad_id))  # numpy (B, W, K, C)
-    """
-
-    def __init__(self, path: str | Path, threads: int | None = None, *, config: AnyNERConfig | None = None):
-        ort = _require("onnxruntime")
-        self.path = Path(path)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = int(threads) if threads else torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        # Idle threads sleep instead of spinning: the ops here are large, and on a shared or
-        # busy CPU spinning only burns cores (measured on a busy 2-core machine: faster, and
-        # about a third less CPU).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # a truncated or foreign file: ORT's own exception types vary
-            raise ValueError(f"ONNX Runtime cannot load {path}: {e}") from e
-        self.inputs = {x.name: x.type for x in self.session.get_inputs()}
-        outputs = [x.name for x in self.session.get_outputs()]
-        if not set(self.inputs) <= set(INPUT_NAMES) or {"input_ids", "word_index"} - set(self.inputs):
-            raise ValueError(
-                f"{path} is not an anyner export: its inputs are {sorted(self.inputs)}, expected some of "
-                f"{list(INPUT_NAMES)} (ONNX files made by other tools, e.g. the gliner package, take other "
-                "inputs); export the checkpoint with `anyner export onnx`"
-            )
-        if outputs != [OUTPUT_NAME]:
-            raise ValueError(f"{path} is not an anyner export: outputs {outputs}, expected [{OUTPUT_NAME!r}]")
-        if config is not None:
-            self._check(config)
-
-    def _check(self, config: AnyNERConfig) -> None:
-        meta = self.session.get_modelmeta().custom_metadata_map
-        for name in _METADATA_FIELDS:
-            stored = meta.get(f"anyner.{name}")
-            if stored is not None and stored != str(getattr(config, name)):
-                raise ValueError(
-                    f"{self.path} was exported with {name}={stored} but the folder's config says "
-                    f"{getattr(config, name)}: the ONNX file and gliner_config.json do not belong together"
-                )
-
-    def __call__(self, **tensors: Any) -> np.ndarray:
-        feed = {}
-        for name, kind in self.inputs.items():
-            if name not in tensors:
-                raise ValueError(f"missing input {name!r} for {self.path.name}")
-            value = tensors[name]
-            if isinstance(value, torch.Tensor):
-                value = value.detach().cpu().numpy()
-            feed[name] = np.ascontiguousarray(value, dtype=np.bool_ if kind == "tensor(bool)" else np.int64)
-        return self.session.run([OUTPUT_NAME], feed)[0]  # (B, W, K, C) float32
 
 
 # ---------------------------------------------------------------------------- export
@@ -206,14 +113,12 @@ def _export_mode(net: nn.Module) -> Iterator[nn.Module]:
         net.train(training)
 
 
-def _batch(
-    model: AnyNER, texts: Sequence[str], labels: Sequence[str]
-) -> tuple[dict[str, torch.Tensor], list]:
-    """collate() tensors and jobs for ``texts``, one row per text (short texts: no windows)."""
-    label_set = model._label_set(list(labels))
-    jobs = [job for i, t in enumerate(texts) for job in model._jobs(i, split_words(t), label_set)]
-    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
-    return collate([j.prompted for j in jobs], pad, model.device), jobs
+def one_batch(model: AnyNER, texts: Sequence[str], labels: Sequence[str]) -> tuple[Batch, list[Job]]:
+    """The batch and jobs for ``texts`` in the order given (short texts: one row per text)."""
+    featurizer = model.featurizer
+    label_set = featurizer.label_set(list(labels))
+    jobs = [job for i, t in enumerate(texts) for job in featurizer.jobs(i, split_words(t), label_set)]
+    return featurizer.collate(jobs), jobs
 
 
 def max_logit_delta(
@@ -225,10 +130,9 @@ def max_logit_delta(
     """Max |torch logit - runner logit| over the spans and labels the decoder reads, in one batch."""
     if model.model is None:
         raise ValueError("the parity check needs the torch model")
-    tensors, jobs = _batch(model, texts, labels)
-    with torch.inference_mode():
-        ref = model.model(**tensors).float().cpu().numpy()
-    got = runner(**tensors)
+    batch, jobs = one_batch(model, texts, labels)
+    ref = TorchRunner(model.model, model.device).logits(batch)
+    got = runner.logits(batch)
     if got.shape != ref.shape:
         raise RuntimeError(f"the ONNX graph gives logits of shape {got.shape}, torch {ref.shape}")
     worst = 0.0
@@ -242,11 +146,11 @@ def max_logit_delta(
 
 def _finish(path: Path, config: AnyNERConfig, extra: dict[str, str], *, resort: bool = False) -> None:
     """Store the settings the runner checks in the file's metadata; optionally re-sort its nodes."""
-    onnx = _require("onnx")
+    onnx = require_module("onnx")
     proto = onnx.load(str(path), load_external_data=False)  # external tensors keep their references
     if resort:
         _sort_nodes(proto.graph)
-    values = {f"anyner.{name}": str(getattr(config, name)) for name in _METADATA_FIELDS} | extra
+    values = {f"anyner.{name}": str(getattr(config, name)) for name in METADATA_FIELDS} | extra
     kept = [p for p in proto.metadata_props if p.key not in values]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
@@ -332,8 +236,8 @@ def export_onnx(
         export_onnx(model, "my-model-onnx", quantize="int8")
         fast = AnyNER.from_pretrained("my-model-onnx", backend="onnx", onnx_file="model_int8.onnx")
     """
-    onnx = _require("onnx")
-    _require("onnxruntime")
+    onnx = require_module("onnx")
+    require_module("onnxruntime")
     if quantize not in (None, *QUANTIZE_MODES):
         raise ValueError(f"quantize must be None or one of {QUANTIZE_MODES}, got {quantize!r}")
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < 14:
@@ -343,8 +247,11 @@ def export_onnx(
     out = model.save_pretrained(out_dir)
     net = model.model
     path = out / ONNX_NAME
-    tensors, _ = _batch(model, _TRACE_TEXTS, _LABELS[:3])
-    args = tuple(tensors[name] for name in INPUT_NAMES)  # GLiNERModel.forward's order
+    batch, _ = one_batch(model, _TRACE_TEXTS, _LABELS[:3])
+    tensors = batch.tensors(model.device)
+    args = tuple(
+        tensors[name] for name in INPUT_NAMES
+    )  # the network's forward takes the Batch fields in order
     with _export_mode(net), warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer and deprecation notices about the TorchScript exporter
         torch.onnx.export(
@@ -390,7 +297,7 @@ def _quantize_int8(src: Path, dst: Path) -> None:
     """
     import logging
 
-    onnx = _require("onnx")
+    onnx = require_module("onnx")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     graph = onnx.load(str(src), load_external_data=False).graph
@@ -426,4 +333,6 @@ def format_report(folder: str | Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["ONNX_INT8_NAME", "ONNX_NAME", "OnnxRunner", "export_onnx", "find_onnx_file", "max_logit_delta"]
+__all__ = [
+    "ONNX_INT8_NAME", "ONNX_NAME", "OnnxRunner", "export_onnx", "find_onnx_file", "max_logit_delta", "one_batch",
+]  # fmt: skip

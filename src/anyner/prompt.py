@@ -14,10 +14,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from transformers import PreTrainedTokenizerBase
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
-from anyner.config import AnyNERConfig
+    from anyner.config import AnyNERConfig
 
 # A lone surrogate (e.g. from undecodable bytes read with ``surrogateescape``) is a valid
 # Python str but cannot be encoded to UTF-8, which the Rust tokenizers need. It is read as

@@ -94,7 +94,7 @@ def _columns(line: str) -> list[str]:
     return line.split()
 
 
-def _sentences(lines: Iterator[str]) -> Iterator[list[_Line]]:
+def sentence_blocks(lines: Iterator[str]) -> Iterator[list[_Line]]:
     """Group token lines into sentences, dropping headers and comments.
 
     An empty list stands for a ``# id`` header with no token line after it: a
@@ -122,7 +122,7 @@ def _sentences(lines: Iterator[str]) -> Iterator[list[_Line]]:
         yield []
 
 
-def _parse_sentence(block: list[_Line], source: str) -> Example:
+def parse_sentence(block: list[_Line], source: str) -> Example:
     words: list[str] = []
     parsed: list[tuple[str, str] | None] = []
     for number, line in block:
@@ -165,12 +165,12 @@ def _iter_conll(path: str | Path, on_error: OnError, report: ReadReport) -> Iter
     source = str(path)
     # utf-8-sig drops a byte-order mark; universal newlines take CRLF files as they are.
     with open(path, encoding="utf-8-sig", newline=None) as handle:
-        for block in _sentences(handle):
+        for block in sentence_blocks(handle):
             if not block:
                 report.skip("empty record")
                 continue
             try:
-                example = _parse_sentence(block, source)
+                example = parse_sentence(block, source)
             except ReadError as err:
                 report.fail(err, on_error)
                 continue

@@ -23,7 +23,7 @@ from typing import overload
 
 import numpy as np
 
-from anyner.data.conll import _parse_sentence, _sentences
+from anyner.data.conll import parse_sentence, sentence_blocks
 from anyner.data.gliner_json import gliner_record_to_example
 from anyner.data.readers import Format, detect_format, iter_examples
 from anyner.data.report import OnError, ReadReport, rename_labels
@@ -87,8 +87,8 @@ class ExampleIndex(Sequence[Example]):
             raw.seek(offset)
             text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
             if self.format == "conll":
-                block = next(_sentences(text))
-                example = _parse_sentence([(n + line - 1, s) for n, s in block], self.path)
+                block = next(sentence_blocks(text))
+                example = parse_sentence([(n + line - 1, s) for n, s in block], self.path)
             else:
                 where = f"{self.path}:{line}"
                 example = gliner_record_to_example(json.loads(text.readline()), where, Counter())

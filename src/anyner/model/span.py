@@ -19,7 +19,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from anyner.model.dropout import scaled_keep
+
+def bernoulli_keep(like: torch.Tensor, p: float) -> torch.Tensor:
+    """A dropout mask shaped and typed like ``like``: 0 with probability ``p``, else 1 / (1 - p)."""
+    return torch.empty_like(like).bernoulli_(1 - p).div_(1 - p)
 
 
 def mlp(d_in: int, d_hidden: int, d_out: int, dropout: float) -> nn.Sequential:
@@ -116,6 +119,9 @@ class MarkerV0(nn.Module):
         self.project_start = mlp(D, 4 * D, D, dropout)
         self.project_end = mlp(D, 4 * D, D, dropout)
         self.out_project = mlp(2 * D, 4 * D, D, dropout)
+        # Draws the span dropout mask in training; the trainer may put a cheaper one here
+        # (anyner.train.dropout.use_fast_dropout). Not a parameter, not saved.
+        self.keep_mask = bernoulli_keep
 
     def forward(self, words: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """words (B, W, D), labels (B, C, D) projected label vectors -> logits (B, W, K, C)."""
@@ -132,7 +138,7 @@ class MarkerV0(nn.Module):
             # Dropout on the span vectors, with one mask per start word shared by its K widths:
             # the same rate and expectation as GLiNER's per-element dropout for a K-th of the
             # random draws, which otherwise cost a quarter of a training step on CPU.
-            keep = scaled_keep(a, drop.p)  # (B, W, 4D): 0 or 1 / (1 - p)
+            keep = self.keep_mask(a, drop.p)  # (B, W, 4D): 0 or 1 / (1 - p)
         if _tracing():  # one traceable expression over all widths (export)
             h = (a[:, :, None, :] + span_ends(b, self.max_width)).relu_()  # (B, W, K, 4D)
             if keep is not None:

@@ -7,19 +7,28 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from anyner.config import AnyNERConfig
+from anyner.validate import positive_int, unit_interval
+
+# The AnyNERConfig fields a [model] table may set; the others come from the encoder and the
+# tokenizer (encoder_config, token ids, vocabulary) or only matter for GLiNER's own files.
+MODEL_FIELDS = ("hidden_size", "span_mode", "num_rnn_layers", "dropout", "max_width", "max_len", "name")
+
 
 @dataclass
 class ModelSettings:
-    """The model to train: a new head on ``encoder``, or an existing model (``init_from``)."""
+    """The model to train: a new head on ``encoder``, or an existing model (``init_from``).
+
+    The head's settings are an :class:`AnyNERConfig` (``network``), the one home of model
+    settings: the ``[model]`` table's other keys (``hidden_size``, ``span_mode``,
+    ``num_rnn_layers``, ``dropout``, ``max_width``, ``max_len``, ``name``) are its fields,
+    validated by it. ``max_len`` is also the most words of one training window: a longer
+    record is read in windows, as prediction reads it.
+    """
 
     encoder: str = "minilm"  # "minilm" = the offline all-MiniLM-L6-v2 package; else a Hub id or folder
     init_from: str | None = None  # a GLiNER/anyner folder to fine-tune instead of a new head
-    hidden_size: int = 512
-    span_mode: str = "markerV0"
-    num_rnn_layers: int = 1
-    dropout: float = 0.4
-    max_width: int = 12
-    max_len: int = 384  # most words per training example; longer ones are cropped at random
+    network: AnyNERConfig = field(default_factory=AnyNERConfig)
 
 
 @dataclass
@@ -95,17 +104,13 @@ class TrainConfig:
             "max_types": t.max_types,
         }
         for name, value in positive.items():
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
+            positive_int(value, f"train.{name}")
         if not self.data and self.model.init_from is None:
             raise ValueError("the config has no [[data]] source to train on")
         for src in self.data:
             if src.weight <= 0:
                 raise ValueError(f"data source {src.path!r}: weight must be > 0, got {src.weight}")
-            if not 0.0 <= src.keep_empty <= 1.0:
-                raise ValueError(
-                    f"data source {src.path!r}: keep_empty must be in [0, 1], got {src.keep_empty}"
-                )
+            unit_interval(src.keep_empty, f"data source {src.path!r}: keep_empty")
         if t.loss not in ("bce", "focal"):
             raise ValueError(f"train.loss must be 'bce' or 'focal', got {t.loss!r}")
         if t.reduction not in ("sum", "mean"):
@@ -116,8 +121,7 @@ class TrainConfig:
             raise ValueError(f"train.warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
         if not isinstance(t.mix_corpora, bool):
             raise ValueError(f"train.mix_corpora must be true or false, got {t.mix_corpora!r}")
-        if not 0.0 <= t.rename_labels <= 1.0:
-            raise ValueError(f"train.rename_labels must be in [0, 1], got {t.rename_labels}")
+        unit_interval(t.rename_labels, "train.rename_labels")
         if not 0.0 <= t.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
         if t.neg_ratio < 0 or not 0.0 <= t.drop_labels <= 1.0:
@@ -143,7 +147,16 @@ def config_from_dict(raw: dict[str, Any], base: Path | None = None) -> TrainConf
             return p
         return str((base / p).resolve())
 
-    model = _build(ModelSettings, dict(raw.get("model", {})), "[model]")
+    table = dict(raw.get("model", {}))
+    known = {"encoder", "init_from", *MODEL_FIELDS}
+    unknown = set(table) - known
+    if unknown:
+        raise ValueError(f"[model]: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    try:
+        network = AnyNERConfig(**{k: table.pop(k) for k in MODEL_FIELDS if k in table})
+    except (TypeError, ValueError, NotImplementedError) as e:
+        raise ValueError(f"[model]: {e}") from e
+    model = ModelSettings(**table, network=network)
     if model.init_from:
         model.init_from = resolve(model.init_from)
     if model.encoder not in ("minilm",) and (

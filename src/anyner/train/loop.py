@@ -1,5 +1,10 @@
 """The training loop: AdamW with two learning rates, warm-up then decay, clipping,
-accumulation, atomic checkpoints and exact resume."""
+accumulation, atomic checkpoints and exact resume.
+
+Batches come from the same featurizer as prediction (:mod:`anyner.featurize`): a long
+record is read in windows, not cropped, and the gold spans that still cannot be
+trained on (wider than ``max_width``, or in no window) are counted in the progress
+bar and in ``metrics.jsonl``."""
 
 from __future__ import annotations
 
@@ -7,34 +12,25 @@ import json
 import math
 import os
 import shutil
-import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from anyner import checkpoint
-from anyner.batching import collate
-from anyner.model.dropout import use_fast_dropout, use_torch_dropout
+from anyner.batching import span_targets
 from anyner.pipeline import AnyNER
 from anyner.train.config import TrainConfig
+from anyner.train.dropout import use_fast_dropout, use_torch_dropout
 from anyner.train.loss import span_label_loss
 from anyner.train.sampling import Mix, TrainItem, load_corpora
 
 STATE_NAME = "trainer_state.pt"
 LATEST_NAME = "latest"
-KILL_AT_ENV = "ANYNER_TEST_KILL_AT"  # tests only, see _test_kill_point
-
-
-def _test_kill_point(point: str, step: int) -> None:
-    """Fault-injection hook for tests: the process SIGKILLs itself at a named point of a save.
-
-    With ``$ANYNER_TEST_KILL_AT`` set to ``"<point>:<step>"`` (e.g. ``"checkpoint-rename:6"``) a
-    run dies there as a ``kill -9`` would; unset (every normal run) this does nothing.
-    """
-    if os.environ.get(KILL_AT_ENV) == f"{point}:{step}":
-        os.kill(os.getpid(), signal.SIGKILL)
+# The points of a checkpoint write at which ``Trainer.on_checkpoint`` is called, in order.
+CHECKPOINT_POINTS = ("checkpoint-model", "checkpoint-rename", "checkpoint-latest")
 
 
 def _resolve_encoder(name: str) -> str:
@@ -84,8 +80,25 @@ class Trainer:
         >>> model = trainer.fit(resume=True)                      # doctest: +SKIP
     """
 
-    def __init__(self, config: TrainConfig, log=None, progress: bool | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        log=None,
+        progress: bool | None = None,
+        on_checkpoint: Callable[[str, int], None] | None = None,
+    ):
+        """
+        Args:
+            config: the run's settings.
+            log: where messages go (default: stderr).
+            progress: a progress bar (default: when stderr is a terminal).
+            on_checkpoint: called as ``on_checkpoint(point, step)`` at each of
+                :data:`CHECKPOINT_POINTS` while a checkpoint is written (the weights written;
+                every file written, the folder not renamed; renamed, ``latest`` not updated):
+                for monitoring, and for fault tests that kill the process there.
+        """
         self.config = config
+        self.on_checkpoint = on_checkpoint
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.progress = sys.stderr.isatty() if progress is None else progress
         t, m = config.train, config.model
@@ -94,13 +107,11 @@ class Trainer:
         if m.init_from:
             self.model = AnyNER.from_pretrained(m.init_from, device=device)
         else:
-            self.model = AnyNER.from_encoder(
-                _resolve_encoder(m.encoder), device=device, hidden_size=m.hidden_size, span_mode=m.span_mode,
-                num_rnn_layers=m.num_rnn_layers, dropout=m.dropout, max_width=m.max_width, max_len=m.max_len,
-            )  # fmt: skip
+            self.model = AnyNER.from_encoder(_resolve_encoder(m.encoder), device=device, config=m.network)
         self.net = self.model.model
         self.device = self.model.device
-        self.mix = Mix(load_corpora(config.data, t.seed, self.log), t, m.max_len, self.model.config.max_width)
+        self.mix = Mix(load_corpora(config.data, t.seed, self.log), t, self.model.config.max_width)
+        self.spans_lost = 0  # gold spans in no window of their record (since this process started)
         self.out = Path(config.output.dir)
         self.ckpt_dir = self.out / "checkpoints"
         self.optimizer = make_optimizer(self.net, t)
@@ -124,37 +135,28 @@ class Trainer:
 
     # ------------------------------------------------------------------ batches
 
-    def _tensors(self, items: list[TrainItem]) -> dict[str, torch.Tensor]:
-        prompts, K = self.model.prompts, self.model.config.max_width
-        prompted, kept = [], []
-        for it in items:
-            pieces = prompts.word_pieces(it.words)
-            budget = self.model.max_tokens - prompts.prompt_length(tuple(it.labels))
-            n, used = 0, 0
-            while n < len(pieces) and used + len(pieces[n]) <= budget:  # crop to the encoder's limit
-                used += len(pieces[n])
-                n += 1
-            prompted.append(prompts.build(tuple(it.labels), pieces[:n]))
-            kept.append((n, [(s, e, c) for s, e, c in it.spans if e <= n]))
-        pad = self.model.tokenizer.pad_token_id or 0
-        tensors = collate(prompted, pad, self.device)
-        B, W = tensors["word_index"].shape
-        C = tensors["label_index"].shape[1]
-        targets = torch.zeros(B, W, K, C)
-        mask = torch.zeros(B, W, K, C)
-        ends = torch.arange(W)[:, None] + torch.arange(K)[None, :]  # (W, K) last word of each span
-        for b, ((n, spans), it) in enumerate(zip(kept, items, strict=True)):
-            mask[b, :, :, : len(it.labels)] = (ends < n).float()[:, :, None]
-            for s, e, c in spans:
-                targets[b, s, e - s - 1, c] = 1.0
-        tensors["targets"] = targets.to(self.device)
-        tensors["mask"] = mask.to(self.device)
-        return tensors
+    def _batch(self, items: list[TrainItem]):
+        """The network's inputs and the targets for ``items``, through the prediction featurizer."""
+        featurizer = self.model.featurizer
+        features = [featurizer.train_features(it.words, it.labels, it.spans, it.draw) for it in items]
+        self.spans_lost += sum(f.lost for f in features)
+        batch = featurizer.collate_prompted([f.prompted for f in features])
+        targets = span_targets(
+            batch, [f.spans for f in features], [f.n_labels for f in features], self.model.config.max_width
+        )
+        return batch, targets
 
-    def _loss(self, items: list[TrainItem]) -> torch.Tensor:
+    @property
+    def spans_dropped(self) -> dict[str, int]:
+        """Gold spans sampled that could not be trained on, by reason (since this process started)."""
+        return {"too_wide": self.mix.long_spans, "in_no_window": self.spans_lost}
+
+    def loss(self, items: list[TrainItem]) -> torch.Tensor:
+        """The training loss of one micro-batch of items (the network in its current mode)."""
         t = self.config.train
-        tensors = self._tensors(items)
-        targets, mask = tensors.pop("targets"), tensors.pop("mask")
+        batch, gold = self._batch(items)
+        tensors = batch.tensors(self.device)
+        targets, mask = gold.tensors(self.device)
         use_amp = self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits = self.net(**tensors)
@@ -191,7 +193,7 @@ class Trainer:
                         self.mix.item(t.seed, self.step, micro * t.batch_size + j)
                         for j in range(t.batch_size)
                     ]
-                    loss = self._loss(items) / t.grad_accum
+                    loss = self.loss(items) / t.grad_accum
                     loss.backward()
                     total += float(loss.detach())
                     seen += len(items)
@@ -207,11 +209,14 @@ class Trainer:
                 rate = seen / max(1e-9, time.time() - start)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{total:.3f}", ex_s=f"{rate:.1f}")
+                    bar.set_postfix(
+                        loss=f"{total:.3f}", ex_s=f"{rate:.1f}", dropped=sum(self.spans_dropped.values())
+                    )
                 if self.step % o.log_every == 0 or self.step == t.steps:
                     lrs = self.scheduler.get_last_lr()
                     record = {"step": self.step, "loss": window_loss / window_n, "lr_encoder": lrs[0], "lr_others": lrs[1],
-                              "examples_per_s": rate, "elapsed_s": time.time() - start}  # fmt: skip
+                              "examples_per_s": rate, "elapsed_s": time.time() - start,
+                              "spans_dropped": self.spans_dropped}  # fmt: skip
                     metrics.write(json.dumps(record) + "\n")
                     metrics.flush()
                     if bar is None:
@@ -303,7 +308,7 @@ class Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         with self._weights_for_export():
             self.model.save_pretrained(tmp)
-        _test_kill_point("checkpoint-model", self.step)  # the weights written, not the trainer state
+        self._point("checkpoint-model")  # the weights written, not the trainer state
         state = {
             "step": self.step,
             "optimizer": self.optimizer.state_dict(),
@@ -316,16 +321,20 @@ class Trainer:
         }
         torch.save(state, tmp / STATE_NAME)
         _fsync_tree(tmp)
-        _test_kill_point("checkpoint-rename", self.step)  # every file written, the folder not renamed
+        self._point("checkpoint-rename")  # every file written, the folder not renamed
         final = self.ckpt_dir / name
         shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)
-        _test_kill_point("checkpoint-latest", self.step)  # renamed, `latest` not yet updated
+        self._point("checkpoint-latest")  # renamed, `latest` not yet updated
         _atomic_write(self.ckpt_dir / LATEST_NAME, name + "\n")
         done = sorted(p for p in self.ckpt_dir.glob("step-*") if (p / STATE_NAME).is_file())
         for old in done[: -self.config.output.keep]:
             shutil.rmtree(old, ignore_errors=True)
         return final
+
+    def _point(self, name: str) -> None:
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(name, self.step)
 
     def latest_checkpoint(self) -> Path | None:
         """The newest complete checkpoint (half-written temp folders are ignored)."""

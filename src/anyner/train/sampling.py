@@ -29,6 +29,7 @@ class TrainItem:
     words: list[str]
     labels: list[str]
     spans: list[tuple[int, int, int]]  # (start, end) half-open word span, label index
+    draw: float = 0.0  # a seeded number in [0, 1): which window of a record too long for one
 
 
 @dataclass
@@ -117,10 +118,9 @@ class LabelNames:
 class Mix:
     """Samples prompted training items from weighted corpora."""
 
-    def __init__(self, corpora: list[Corpus], settings: TrainSettings, max_words: int, max_width: int):
+    def __init__(self, corpora: list[Corpus], settings: TrainSettings, max_width: int):
         self.corpora = corpora
         self.settings = settings
-        self.max_words = max_words
         self.max_width = max_width
         w = np.array([c.weight for c in corpora], dtype=np.float64)
         self.corpus_p = w / w.sum()
@@ -137,16 +137,15 @@ class Mix:
         pick = rng if self.settings.mix_corpora else np.random.default_rng([seed, step])
         corpus = self.corpora[int(pick.choice(len(self.corpora), p=self.corpus_p))]
         ex = corpus.examples[int(rng.integers(len(corpus.examples)))]
-        return self.prompt(ex, rng)
+        item = self.prompt(ex, rng)
+        # its own stream, so that the draws above are those of a run without windows
+        item.draw = float(np.random.default_rng([seed, step, slot, 1]).random())
+        return item
 
     def prompt(self, ex: Example, rng: np.random.Generator) -> TrainItem:
         s = self.settings
+        # A long record is windowed later, by the featurizer, as prediction windows it.
         words, spans = ex.words, [(sp.start, sp.end, sp.label) for sp in ex.spans]
-        if len(words) > self.max_words:  # crop a window; spans crossing its edges are dropped
-            a = int(rng.integers(len(words) - self.max_words + 1))
-            b = a + self.max_words
-            words = words[a:b]
-            spans = [(x - a, y - a, lab) for x, y, lab in spans if x >= a and y <= b]
         positives = sorted({lab for _, _, lab in spans})
         n_neg = round(s.neg_ratio * len(positives)) if positives else int(rng.integers(1, 6))
         negatives = []

@@ -38,7 +38,9 @@ def scaled_keep(like: torch.Tensor, p: float) -> torch.Tensor:
     """A dropout mask shaped and typed like ``like``: 0 with probability ``p``, else 1 / (1 - p)."""
     if like.device.type == "cpu":
         return keep_mask(tuple(like.shape), p).to(like.dtype).mul_(1 / (1 - p))
-    return torch.empty_like(like).bernoulli_(1 - p).div_(1 - p)
+    from anyner.model.span import bernoulli_keep
+
+    return bernoulli_keep(like, p)
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -87,7 +89,14 @@ def _register() -> None:
 
 
 def use_fast_dropout(net: nn.Module) -> nn.Module:
-    """Give ``net`` the fast masks in place (same rates, same modules otherwise); returns it."""
+    """Give ``net`` the fast masks in place (same rates, same modules otherwise); returns it.
+
+    That covers every ``nn.Dropout``, the encoder's attention dropout, and the span
+    layers' mask function (``keep_mask``, see :class:`anyner.model.span.MarkerV0`).
+    """
+    for module in net.modules():
+        if hasattr(module, "keep_mask"):
+            module.keep_mask = scaled_keep
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout:
@@ -106,6 +115,11 @@ def use_fast_dropout(net: nn.Module) -> nn.Module:
 
 def use_torch_dropout(net: nn.Module) -> nn.Module:
     """Undo :func:`use_fast_dropout` (before a model is saved or handed to users)."""
+    from anyner.model.span import bernoulli_keep
+
+    for module in net.modules():
+        if getattr(module, "keep_mask", None) is scaled_keep:
+            module.keep_mask = bernoulli_keep
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is Dropout:
