@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,55 @@ def spread_head(model, seed: int = 0):
     """An anyner model with its head randomized by :func:`randomize_head`; returns the model."""
     randomize_head(model.model, seed)
     return model
+
+
+# ---------------------------------------------------------------------- shared checks and stubs
+
+
+def check_entities(
+    text: str,
+    ents,
+    names=None,
+    threshold=None,
+    flat: bool = True,
+    multi_label: bool = False,
+    split: bool = False,
+) -> None:
+    """Every promise of a prediction: offsets, text, label and score of each entity; order; no
+    duplicates; overlaps as flat / nested allow; one label per span unless ``multi_label``.
+
+    ``names``: the labels asked for (None: any); ``threshold``: a number or a dict (None: any
+    score in [0, 1]); ``split``: the words come from split_words, so no entity starts or
+    ends with a space.
+    """
+    from anyner.types import Entity
+
+    assert isinstance(ents, list)
+    seen = set()
+    for e in ents:
+        assert isinstance(e, Entity)
+        assert type(e.start) is int and type(e.end) is int and type(e.score) is float
+        assert 0 <= e.start < e.end <= len(text)
+        assert text[e.start : e.end] == e.text
+        if split:
+            assert not e.text[0].isspace() and not e.text[-1].isspace(), "entities are whole words"
+        if names is not None:
+            assert e.label in names
+        low = 0.0
+        if threshold is not None:
+            low = float(threshold.get(e.label, 0.5)) if isinstance(threshold, Mapping) else float(threshold)
+        assert low <= e.score <= 1.0 and (threshold is None or e.score > low)
+        assert (e.start, e.end, e.label) not in seen, "no duplicates"
+        seen.add((e.start, e.end, e.label))
+    assert [e.start for e in ents] == sorted(e.start for e in ents)
+    spans = sorted({(e.start, e.end) for e in ents}, key=lambda s: (s[0], -s[1]))
+    if not multi_label:
+        assert len(spans) == len(ents), "one label per span without multi_label"
+    open_spans: list[tuple[int, int]] = []  # a stack of spans enclosing the current one
+    for s, e in spans:
+        while open_spans and open_spans[-1][1] <= s:
+            open_spans.pop()
+        if open_spans:
+            assert not flat, f"flat entities overlap: {open_spans[-1]} and {(s, e)}"
+            assert e <= open_spans[-1][1], f"nested entities cross: {open_spans[-1]} and {(s, e)}"
+        open_spans.append((s, e))

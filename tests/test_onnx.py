@@ -27,7 +27,7 @@ from anyner.export_onnx import (
     max_logit_delta,
     one_batch,
 )
-from tests.conftest import build_reference, ood_sample, spread_head
+from tests.conftest import build_reference, check_entities, ood_sample, spread_head
 
 onnx = pytest.importorskip("onnx", reason="the onnx package is not installed")
 pytest.importorskip("onnxruntime", reason="the onnxruntime package is not installed")
@@ -86,13 +86,6 @@ def ref_v0_onnx(tmp_path_factory, ref_v0):
     """The reference package's marker + BiLSTM model."""
     model = AnyNER.from_pretrained(ref_v0)
     return model, export_onnx(model, tmp_path_factory.mktemp("v0_onnx"))
-
-
-def check_entities(text, entities):
-    for e in entities:
-        assert 0 <= e.start < e.end <= len(text) and text[e.start : e.end] == e.text
-        assert 0.0 <= e.score <= 1.0
-    assert all(a.end <= b.start for a, b in zip(entities, entities[1:], strict=False))  # flat
 
 
 def keyed(entities):

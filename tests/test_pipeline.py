@@ -8,9 +8,9 @@ import dataclasses
 import pytest
 import torch
 
-from anyner import AnyNER, Entity
+from anyner import AnyNER
 from anyner.featurize import plan_windows
-from tests.conftest import spread_head
+from tests.conftest import check_entities, spread_head
 
 TEXT = "Bill Gates founded Microsoft on April 4, 1975 in Albuquerque, New Mexico."
 LABELS = ["person", "organization", "date", "location"]
@@ -27,18 +27,6 @@ def base_model(minilm_dir) -> AnyNER:
 @pytest.fixture
 def model(base_model) -> AnyNER:
     return copy.deepcopy(base_model)
-
-
-def check_entities(text, ents, flat=True):
-    for e in ents:
-        assert isinstance(e, Entity)
-        assert 0 <= e.start < e.end <= len(text)
-        assert text[e.start : e.end] == e.text
-        assert 0.0 <= e.score <= 1.0
-    assert [e.start for e in ents] == sorted(e.start for e in ents)
-    if flat:
-        for a, b in zip(ents, ents[1:], strict=False):
-            assert a.end <= b.start
 
 
 def test_predict_returns_sorted_valid_entities(model):

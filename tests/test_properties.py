@@ -56,7 +56,7 @@ from hypothesis import strategies as st
 
 from anyner import AnyNER, Entity, cli
 from anyner.decode import Candidates, greedy
-from tests.conftest import spread_head
+from tests.conftest import check_entities, spread_head
 from tests.test_decode import brute_force
 
 # ---------------------------------------------------------------------- hypothesis profiles
@@ -219,40 +219,6 @@ def labels_and_threshold(draw, labels=ANY_LABELS):
 # ---------------------------------------------------------------------- checks
 
 
-def check_entities(
-    text: str, ents, names, threshold, flat: bool, multi_label: bool, split: bool = True
-) -> None:
-    """Offsets, text, label and score of each entity; order; overlaps as flat/nested allow.
-
-    ``split``: the words come from split_words, so no entity starts or ends with a space.
-    """
-    assert isinstance(ents, list)
-    seen = set()
-    for e in ents:
-        assert isinstance(e, Entity)
-        assert type(e.start) is int and type(e.end) is int and type(e.score) is float
-        assert 0 <= e.start < e.end <= len(text)
-        assert text[e.start : e.end] == e.text
-        if split:
-            assert not e.text[0].isspace() and not e.text[-1].isspace(), "entities are whole words"
-        assert e.label in names
-        assert threshold_of(threshold, e.label) < e.score <= 1.0
-        assert (e.start, e.end, e.label) not in seen, "no duplicates"
-        seen.add((e.start, e.end, e.label))
-    assert [e.start for e in ents] == sorted(e.start for e in ents)
-    spans = sorted({(e.start, e.end) for e in ents}, key=lambda s: (s[0], -s[1]))
-    if not multi_label:
-        assert len(spans) == len(ents), "one label per span without multi_label"
-    open_spans: list[tuple[int, int]] = []  # a stack of spans enclosing the current one
-    for s, e in spans:
-        while open_spans and open_spans[-1][1] <= s:
-            open_spans.pop()
-        if open_spans:
-            assert not flat, f"flat entities overlap: {open_spans[-1]} and {(s, e)}"
-            assert e <= open_spans[-1][1], f"nested entities cross: {open_spans[-1]} and {(s, e)}"
-        open_spans.append((s, e))
-
-
 def assert_same(a: list[Entity], b: list[Entity], threshold, tol: float = 1e-4) -> None:
     """Two predictions of one text agree, up to float noise from padding in another batch.
 
@@ -331,7 +297,7 @@ def test_predict_properties(small):
                 small.predict(text, labels, **args)
             return
         ents = small.predict(text, labels, **args)
-        check_entities(text, ents, names_of(labels), threshold, flat, multi_label)
+        check_entities(text, ents, names_of(labels), threshold, flat, multi_label, split=True)
         assert small.predict(text, labels, **args) == ents, "the same call gives the same result"
         if isinstance(labels, list):
             assert small.predict(text, labels + labels, **args) == ents, "duplicate labels collapse"
@@ -376,7 +342,7 @@ def test_predict_batch_equals_predict(small):
         assert len(out) == len(texts_)
         assert small.predict_batch(texts_, labels, batch_size=batch_size, **args) == out, "deterministic"
         for text, lab, ents in zip(texts_, per_text, out, strict=True):
-            check_entities(text, ents, names_of(lab), threshold, flat, multi_label)
+            check_entities(text, ents, names_of(lab), threshold, flat, multi_label, split=True)
             assert_same(ents, small.predict(text, lab, **args), threshold)
         found.add(out)
 
@@ -424,7 +390,7 @@ def test_predict_on_minilm(minilm):
         out = minilm.predict_batch(texts_, labels, threshold=threshold)
         assert minilm.predict_batch(texts_, labels, threshold=threshold) == out
         for text, ents in zip(texts_, out, strict=True):
-            check_entities(text, ents, names_of(labels), threshold, True, False)
+            check_entities(text, ents, names_of(labels), threshold, True, False, split=True)
             assert_same(ents, minilm.predict(text, labels, threshold=threshold), threshold)
         found.add(out)
 
@@ -453,7 +419,7 @@ def test_100k_character_texts(tiny, name):
     assert len(text) == 100_000
     labels = ["person", "organization", "date"]
     ents = tiny.predict(text, labels)
-    check_entities(text, ents, labels, 0.5, True, False)
+    check_entities(text, ents, labels, 0.5, True, False, split=True)
     if name in ("words", "mixed unicode"):
         assert ents and ents[-1].start > 90_000, "entities are found to the end of the text"
     if name == "words":  # the same again, in a batch with a short text
@@ -467,7 +433,7 @@ def test_1000_labels(request, model_name):
     labels = [f"type {i}" for i in range(1000)]
     assert len(model.featurizer.label_groups(model.featurizer.label_set(labels))) > 1
     ents = model.predict(text, labels, threshold=0.5, flat=False, multi_label=True)
-    check_entities(text, ents, labels, 0.5, False, True)
+    check_entities(text, ents, labels, 0.5, False, True, split=True)
     assert ents
     assert model.predict(text, labels, threshold=0.5, flat=False, multi_label=True) == ents
 
@@ -478,7 +444,7 @@ def test_thresholds_zero_and_one(small):
     assert small.predict(text, labels, threshold=1) == []
     assert small.predict(text, labels, threshold={"person": 1.0, "organization": 1, "date": 1.0}) == []
     everything = small.predict(text, labels, threshold=0, flat=False, multi_label=True)
-    check_entities(text, everything, labels, 0.0, False, True)
+    check_entities(text, everything, labels, 0.0, False, True, split=True)
     assert len(everything) > len(small.predict(text, labels)), "threshold 0 keeps more than 0.5"
 
 
@@ -486,7 +452,7 @@ def test_special_token_labels(small):
     text = "Bill Gates founded Microsoft."
     specials = ["[SEP]", "[CLS]", "[ENT]", "[PAD]", "[MASK]", "[UNK]", "[FLERT]", "<ENT>", "<<ent>>"]
     ents = small.predict(text, specials, threshold=0.0, multi_label=True)
-    check_entities(text, ents, specials, 0.0, True, True)
+    check_entities(text, ents, specials, 0.0, True, True, split=True)
     assert ents
     for bad in (["<<ENT>>"], ["<<SEP>>"], ["x <<ENT>>"], {"x": "<<SEP>> y"}, ["person", "<<ENT>>person"]):
         with pytest.raises(ValueError, match="prompt token"):
@@ -502,7 +468,7 @@ def test_lone_surrogates_in_texts_and_labels(small, text):
     an obscure TypeError. It is now read as U+FFFD, one character for one, so offsets hold."""
     labels = ["person", "\ud800x"]
     ents = small.predict(text, labels, threshold=0.0)
-    check_entities(text, ents, labels, 0.0, True, False)
+    check_entities(text, ents, labels, 0.0, True, False, split=True)
     assert ents
     assert small.predict_words([text.split()], labels, threshold=0.0)[0]
 
