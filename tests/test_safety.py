@@ -1,13 +1,12 @@
 """Safety audit as tests: nothing is unpickled, no remote code runs, the server reads no file
-a request names. (The request body size limit is tested in test_serve.py: 413 naming
-max_body_bytes, with and without Content-Length.)"""
+a request names. (The server's requests are tested in test_serve.py: no field or route names a
+file, and the body size limit answers 413 naming max_body_bytes, with and without Content-Length.)"""
 
 from __future__ import annotations
 
 import ast
 import io
 import pickle
-import warnings
 from pathlib import Path
 
 import pytest
@@ -159,61 +158,7 @@ def test_a_pickle_payload_in_weights_is_refused_not_run(model_folder, tmp_path):
 
 
 # ---------------------------------------------------------------------- the server
-
-try:
-    with warnings.catch_warnings():  # starlette's notice that it prefers httpx2 to httpx
-        warnings.filterwarnings("ignore", message=".*httpx", category=UserWarning)
-        from fastapi.testclient import TestClient
-
-    from anyner import serve
-except ImportError:  # the checks above still run
-    serve = None
-needs_server = pytest.mark.skipif(serve is None, reason="the server needs FastAPI and httpx")
-
-
-class Stub:
-    """A model that records its calls and finds nothing."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def predict_batch(self, texts, labels, **kwargs):
-        self.calls += 1
-        return [[] for _ in texts]
-
-
-REQUEST_FIELDS = {"text", "texts", "labels", "threshold", "flat", "nested", "multi_label", "html"}
-
-
-@needs_server
-def test_request_bodies_name_no_files():
-    """The request model holds texts, labels and options only: nothing that could name a path,
-    a model or a URL. A new field fails here until it is reviewed."""
-    fields = serve.EntitiesRequest.model_fields
-    assert set(fields) == REQUEST_FIELDS
-    for name, field in fields.items():
-        assert "Path" not in repr(field.annotation), name
-    assert serve.EntitiesRequest.model_config.get("extra") == "forbid"
-
-
-@needs_server
-def test_routes_take_no_path_parameters():
-    app = serve.create_app(Stub())
-    paths = {getattr(r, "path", None) for r in app.routes}
-    assert not [p for p in paths if p and "{" in p], "a route with a path parameter could name a file"
-    assert paths <= {"/", "/app.js", "/health", "/v1/model", "/v1/entities", "/docs", "/redoc",
-                     "/openapi.json", "/docs/oauth2-redirect"}  # fmt: skip
-
-
-@needs_server
-@pytest.mark.parametrize("field", ["model", "path", "file", "output", "cache_dir", "url"])
-def test_file_naming_fields_are_refused(field):
-    stub = Stub()
-    with TestClient(serve.create_app(stub)) as client:
-        r = client.post("/v1/entities", json={"text": "a", "labels": ["x"], field: "/etc/passwd"})
-        assert r.status_code == 422 and "extra" in r.text.lower()
-        assert client.post("/v1/entities", json={"text": "a", "labels": ["x"]}).status_code == 200
-    assert stub.calls == 1, "only the valid request reached the model"
+# (what a request may hold, and the routes, are tested in test_serve.py)
 
 
 def test_the_server_reads_only_its_own_page_files():

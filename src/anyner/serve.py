@@ -6,6 +6,13 @@ micro-batches requests from a bounded queue (see :class:`MicroBatcher`); a full 
 503 with ``Retry-After``. Errors are JSON ``{"detail": ...}``: 413 for a body larger than
 ``max_body_bytes``, 422 for every other limit and bad argument (the model's ValueError and
 TypeError), 500 when the model fails otherwise. No request names a file the server reads.
+
+The OpenAPI schema says what the server accepts: the body is ``oneOf`` :class:`TextRequest`
+(``text``) and :class:`BatchRequest` (``texts``), with the app's :class:`Limits` as
+``maxLength``, ``maxItems`` and ``maxProperties`` (see :func:`request_models`). What it cannot
+say (a per-label threshold names only labels, no lone surrogates, the model's own label checks)
+is a documented 422. ``benchmarks/schemathesis_serve.py`` checks the two agree. The model is a
+:class:`Predictor`.
 """
 
 from __future__ import annotations
@@ -24,17 +31,31 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import PurePath
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, Self, runtime_checkable
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    GetJsonSchemaHandler,
+    Tag,
+    create_model,
+    model_validator,
+)
 
 from anyner.render import render, render_table
+from anyner.types import Entity
+from anyner.validate import positive_int
 
-__all__ = ["Limits", "MicroBatcher", "QueueFull", "create_app", "run"]
+__all__ = [
+    "BatchRequest", "EntitiesRequest", "Limits", "MicroBatcher", "Predictor", "QueueFull", "TextRequest",
+    "create_app", "request_models", "run",
+]  # fmt: skip
 
 log = logging.getLogger("anyner.serve")
 RETRY_AFTER_SECONDS = 1
@@ -58,42 +79,105 @@ class Limits:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            _positive(f.name, getattr(self, f.name))
+            positive_int(getattr(self, f.name), f.name)
 
 
-def _positive(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+# ---------------------------------------------------------------------- the model
+
+
+@runtime_checkable
+class ModelConfig(Protocol):
+    """What the server reads of a model's config (:class:`~anyner.AnyNERConfig` has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def encoder(self) -> str: ...
+    @property
+    def max_len(self) -> int: ...
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """What the server needs of a model: :class:`~anyner.AnyNER` is one.
+
+    ``predict_batch`` raises ValueError or TypeError for a bad argument (answered 422); any
+    other exception is a failure of the model (answered 500).
+    """
+
+    @property
+    def config(self) -> ModelConfig: ...
+    @property
+    def max_tokens(self) -> int: ...
+    def predict_batch(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str] | Mapping[str, str],
+        batch_size: int = 8,
+        threshold: float | Mapping[str, float] = 0.5,
+        flat: bool = True,
+        multi_label: bool = False,
+    ) -> list[list[Entity]]: ...
 
 
 # ---------------------------------------------------------------------- request and response bodies
 
 # strict: a threshold is a JSON number, not `true` or "0.5" (the library refuses those too)
 Score = Annotated[float, Field(ge=0.0, le=1.0, strict=True, allow_inf_nan=False)]
-_EXAMPLES = [
-    {"text": "Bill Gates founded Microsoft.", "labels": ["person", "organization"]},
-    {
-        "texts": ["Ada Lovelace lived in London."],
-        "labels": {"person": "a name"},
-        "threshold": {"person": 0.4},
-    },
-]
+_TEXT_EXAMPLE = {"text": "Bill Gates founded Microsoft.", "labels": ["person", "organization"]}
+_BATCH_EXAMPLE = {
+    "texts": ["Ada Lovelace lived in London."],
+    "labels": {"person": "a name"},
+    "threshold": {"person": 0.4},
+}
+
+# The characters str.strip() removes (str.isspace), which the JSON Schema's \s does not match
+# exactly: a label must hold one character outside them (the library refuses blank labels).
+_SPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+    "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in _SPACE) + "]"  # an ECMA-262 and Python regex
 
 
-class EntitiesRequest(BaseModel):
-    """Find entities of the given labels in one text (``text``) or a batch (``texts``)."""
+@dataclass(frozen=True, eq=False)  # hashed by identity: the keywords may hold dicts
+class _Says:
+    """JSON Schema keywords for a rule the server checks itself, with a message naming the limit.
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": _EXAMPLES})
-    text: str | None = Field(None, description="One text. Give this or `texts`; the answer is `{entities}`.")
-    texts: list[str] | None = Field(
-        None, description="A batch of texts. Give this or `text`; the answer is `{results: [{entities}]}`."
-    )
+    (pydantic's own constraints would answer a generic message; the server's name the limit.)
+    """
+
+    keywords: tuple[tuple[str, Any], ...]
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        schema = dict(handler(core_schema))
+        schema.update(self.keywords)
+        return schema
+
+
+def _says(**keywords: Any) -> _Says:
+    return _Says(tuple(keywords.items()))
+
+
+def _flat_nested_rule() -> dict[str, Any]:
+    """``flat`` and ``nested`` given with the same value contradict each other."""
+    same = [{"properties": {"flat": {"const": v}, "nested": {"const": v}}} for v in (True, False)]
+    return {"not": {"required": ["flat", "nested"], "anyOf": same}}
+
+
+class _Request(BaseModel):
+    """The fields of both request bodies: the labels and the options."""
+
+    # strict: `flat: "yes"` or `labels: {"a": 1}` are refused, as the schema says, not converted
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_flat_nested_rule())
     labels: list[str] | dict[str, str] = Field(
         description="The entity types to find: a list of names, or an object label -> description "
         "(the model reads the description, the entities carry the label)."
     )
     threshold: Score | dict[str, Score] = Field(
-        0.5, description="Minimum score in [0, 1], or an object label -> threshold (other labels use 0.5)."
+        0.5,
+        description="Minimum score in [0, 1], or an object label -> threshold (other labels use 0.5); "
+        "its labels must be among `labels`.",
     )
     flat: bool = Field(True, description="No overlapping entities (true) or nested ones allowed (false).")
     nested: bool | None = Field(None, description="The opposite of `flat`; give one of the two.")
@@ -105,13 +189,78 @@ class EntitiesRequest(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> EntitiesRequest:
-        if (self.text is None) == (self.texts is None):
-            raise ValueError("give exactly one of `text` (one text) or `texts` (a list of texts)")
+    def _check(self) -> Self:
         if self.nested is not None and "flat" in self.model_fields_set and self.flat == self.nested:
             raise ValueError("`flat` and `nested` contradict each other; give one of them")
         _check_unicode(self)
         return self
+
+
+class TextRequest(_Request):
+    """Find entities of the given labels in one text; the answer is `{entities}`."""
+
+    model_config = ConfigDict(json_schema_extra={**_flat_nested_rule(), "examples": [_TEXT_EXAMPLE]})
+    text: str = Field(description="One text. Give this or `texts`; the answer is `{entities}`.")
+
+
+class BatchRequest(_Request):
+    """Find entities of the given labels in a batch of texts; the answer is `{results: [{entities}]}`."""
+
+    model_config = ConfigDict(json_schema_extra={**_flat_nested_rule(), "examples": [_BATCH_EXAMPLE]})
+    texts: list[str] = Field(
+        description="A batch of texts. Give this or `text`; the answer is `{results: [{entities}]}`."
+    )
+
+
+def _which_request(body: Any) -> str | None:
+    """The tag of a body: ``text`` or ``texts``, None (refused) when it holds both or neither."""
+    if isinstance(body, TextRequest | BatchRequest):
+        return "text" if isinstance(body, TextRequest) else "texts"
+    if not isinstance(body, dict) or ("text" in body) == ("texts" in body):
+        return None
+    return "text" if "text" in body else "texts"
+
+
+_ONE_OF = "give exactly one of `text` (one text) or `texts` (a list of texts), in a JSON object"
+
+
+def _body_type(text_model: type[TextRequest], batch_model: type[BatchRequest]) -> Any:
+    """The body: one of the two models, picked by its key (the JSON Schema says ``oneOf``)."""
+    which = Discriminator(_which_request, custom_error_type="text_or_texts", custom_error_message=_ONE_OF)
+    return Annotated[Annotated[text_model, Tag("text")] | Annotated[batch_model, Tag("texts")], which]
+
+
+EntitiesRequest = _body_type(TextRequest, BatchRequest)
+"""The body of ``POST /v1/entities`` without limits; :func:`request_models` makes those of an app."""
+
+
+def request_models(limits: Limits) -> tuple[type[TextRequest], type[BatchRequest]]:
+    """The two request models of an app: their JSON Schema says ``limits``, which the server checks."""
+    text = Annotated[str, _says(maxLength=limits.max_text_chars)]
+    name = {"maxLength": limits.max_label_chars, "pattern": NOT_BLANK}  # a label: not blank
+    label = Annotated[str, _says(**name)]
+    # (a dict's keys are said with propertyNames: pydantic would make a pattern patternProperties)
+    listed = Annotated[list[label], _says(minItems=1, maxItems=limits.max_labels)]
+    named = Annotated[
+        dict[str, label], _says(propertyNames=name, minProperties=1, maxProperties=limits.max_labels)
+    ]
+    # its keys are among the labels, so they are labels too (the server checks that they are among them)
+    per_label = Annotated[dict[str, Score], _says(propertyNames=name, maxProperties=limits.max_labels)]
+    labels, threshold = listed | named, Score | per_label
+    shared = dict(
+        labels=(labels, _Request.model_fields["labels"]),
+        threshold=(threshold, _Request.model_fields["threshold"]),
+    )
+    text_model = create_model(
+        "TextRequest", __base__=TextRequest, __module__=__name__,
+        text=(text, TextRequest.model_fields["text"]), **shared,
+    )  # fmt: skip
+    batch_model = create_model(
+        "BatchRequest", __base__=BatchRequest, __module__=__name__,
+        texts=(Annotated[list[text], _says(maxItems=limits.max_texts)], BatchRequest.model_fields["texts"]),
+        **shared,
+    )  # fmt: skip
+    return text_model, batch_model
 
 
 # JSON may spell a lone surrogate ("\ud800"); Python keeps it in the str, but it is not text:
@@ -119,11 +268,12 @@ class EntitiesRequest(BaseModel):
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _check_unicode(req: EntitiesRequest) -> None:
+def _check_unicode(req: _Request) -> None:
     strings: list[tuple[str, str]] = []
-    if req.text is not None:
+    if isinstance(req, TextRequest):
         strings.append(("text", req.text))
-    strings += [(f"texts[{i}]", t) for i, t in enumerate(req.texts or [])]
+    elif isinstance(req, BatchRequest):
+        strings += [(f"texts[{i}]", t) for i, t in enumerate(req.texts)]
     pairs = req.labels.items() if isinstance(req.labels, dict) else ((x, None) for x in req.labels)
     for i, (name, description) in enumerate(pairs):
         strings.append((f"labels[{i}]", name))
@@ -159,9 +309,9 @@ class BatchResult(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str = Field(description="The model's name.")
-    encoder: str | None = Field(None, description="The model's encoder.")
-    max_words: int | None = Field(None, description="Most words read at once; longer texts are windowed.")
-    max_tokens: int | None = Field(None, description="Most subword tokens in one encoder sequence.")
+    encoder: str = Field(description="The model's encoder (a local folder shows its name only).")
+    max_words: int = Field(description="Most words read at once; longer texts are windowed.")
+    max_tokens: int = Field(description="Most subword tokens in one encoder sequence.")
     batch_size: int = Field(description="Most texts the worker passes to the model at once.")
     queue_size: int = Field(description="Most requests waiting; beyond it the answer is 503.")
     limits: dict[str, int] = Field(description="The request limits, by name (see `Limits`).")
@@ -191,6 +341,29 @@ def _finite(x: Any) -> Any:
 
 class ErrorOut(BaseModel):
     detail: str = Field(description="What went wrong; a limit is named with its value.")
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(description='Where in the request, e.g. `["body", "texts", 0]`.')
+    msg: str = Field(description="What is wrong there.")
+    type: str = Field(description="The kind of error, e.g. `missing` or `extra_forbidden`.")
+    input: Any = Field(None, description="The value refused.")
+    ctx: dict[str, Any] | None = Field(None, description="Details of the error, e.g. the bound passed.")
+
+
+class InvalidOut(BaseModel):
+    detail: str | list[ValidationIssue] = Field(
+        description="A body that does not fit the schema gets the list of what is wrong (`loc`, `msg`, "
+        "`type`); a limit or a rule the schema cannot say gets one message naming it."
+    )
+
+
+_INVALID = """The request is refused: its body does not fit the schema (the limits of `GET /v1/model`
+are in it, and the message names the one broken), or it breaks a rule the schema cannot say:
+`threshold` names a label that is not among `labels`; a text, label or description holds a lone
+surrogate (a JSON `\\ud800`, which is no Unicode text); a label or description holds the model's
+prompt tokens (`<<ENT>>`, `<<SEP>>`) or has too many subwords for the model's encoder (see
+`max_tokens` in `GET /v1/model`)."""
 
 
 # ---------------------------------------------------------------------- micro-batching
@@ -223,9 +396,9 @@ class MicroBatcher:
     requests is run alone, so that only the faulty one gets the error.
     """
 
-    def __init__(self, model: Any, batch_size: int = 8, queue_size: int = 64, max_wait_ms: float = 5.0):
-        _positive("batch_size", batch_size)
-        _positive("queue_size", queue_size)
+    def __init__(self, model: Predictor, batch_size: int = 8, queue_size: int = 64, max_wait_ms: float = 5.0):
+        positive_int(batch_size, "batch_size")
+        positive_int(queue_size, "queue_size")
         if not 0 <= max_wait_ms <= 1000:
             raise ValueError(f"max_wait_ms must be in [0, 1000], got {max_wait_ms!r}")
         self.model, self.batch_size, self.max_wait = model, batch_size, max_wait_ms / 1000
@@ -358,7 +531,11 @@ class BodyLimit:
 # ---------------------------------------------------------------------- the app
 
 
-def _check_limits(req: EntitiesRequest, texts: list[str], limits: Limits) -> None:
+def _check_request(req: TextRequest | BatchRequest, texts: list[str], limits: Limits) -> None:
+    """What the request models' JSON Schema says beyond types (see :func:`request_models`), and
+    that ``threshold`` names only labels, with messages naming the limit (the library's own words
+    for its rules). Checked here, not by the model: the schema holds whatever the model."""
+
     def fail(message: str) -> None:
         raise HTTPException(422, message)
 
@@ -366,8 +543,10 @@ def _check_limits(req: EntitiesRequest, texts: list[str], limits: Limits) -> Non
         fail(f"too many texts: {len(texts)}; the limit max_texts is {limits.max_texts}")
     for i, t in enumerate(texts):
         if len(t) > limits.max_text_chars:
-            where = "text" if req.text is not None else f"texts[{i}]"
+            where = "text" if isinstance(req, TextRequest) else f"texts[{i}]"
             fail(f"{where} has {len(t)} characters; the limit max_text_chars is {limits.max_text_chars}")
+    if not req.labels:  # the library's own words
+        fail("labels is empty: give at least one label, e.g. ['person', 'organization']")
     if len(req.labels) > limits.max_labels:
         fail(f"too many labels: {len(req.labels)}; the limit max_labels is {limits.max_labels}")
     pairs = req.labels.items() if isinstance(req.labels, dict) else ((x, x) for x in req.labels)
@@ -378,6 +557,10 @@ def _check_limits(req: EntitiesRequest, texts: list[str], limits: Limits) -> Non
                     f"the {what} of labels[{i}] has {len(value)} characters; "
                     f"the limit max_label_chars is {limits.max_label_chars}"
                 )
+            if not value.strip():  # the library's own words
+                fail(f"{what}s must not be empty or blank: {value!r}")
+    if isinstance(req.threshold, dict) and (unknown := set(req.threshold) - set(req.labels)):
+        fail(f"threshold names labels that are not asked for: {sorted(unknown, key=repr)}")
 
 
 def _result(text: str, entities: list[Any], html: bool) -> dict[str, Any]:
@@ -396,8 +579,23 @@ def _web_file(name: str) -> str:
     return (resources.files("anyner") / "web" / name).read_text(encoding="utf-8")
 
 
+def _model_info(model: Predictor, name: str | None, **settings: Any) -> ModelInfo:
+    """``GET /v1/model``; a model that is no :class:`Predictor` is refused here, at once."""
+    if not isinstance(model, Predictor) or not isinstance(model.config, ModelConfig):
+        raise TypeError(
+            f"the model ({type(model).__name__}) is no Predictor: it needs predict_batch, max_tokens "
+            "and a config with name, encoder and max_len (as anyner.AnyNER has)"
+        )
+    config = model.config
+    return ModelInfo(
+        name=_public(name or config.name), encoder=_public(config.encoder),
+        max_words=positive_int(config.max_len, "model.config.max_len"),
+        max_tokens=positive_int(model.max_tokens, "model.max_tokens"), **settings,
+    )  # fmt: skip
+
+
 def create_app(
-    model: Any,
+    model: Predictor,
     *,
     limits: Limits | None = None,
     batch_size: int = 8,
@@ -405,7 +603,7 @@ def create_app(
     max_wait_ms: float = 5.0,
     name: str | None = None,
 ) -> FastAPI:
-    """The FastAPI app serving ``model`` (an :class:`~anyner.AnyNER` or anything with its ``predict_batch``).
+    """The FastAPI app serving ``model`` (an :class:`~anyner.AnyNER`, or any :class:`Predictor`).
 
     Args:
         limits: what one request may hold (default :class:`Limits`).
@@ -418,13 +616,9 @@ def create_app(
 
     limits = limits if limits is not None else Limits()
     batcher = MicroBatcher(model, batch_size=batch_size, queue_size=queue_size, max_wait_ms=max_wait_ms)
-    config = getattr(model, "config", None)
-    info = ModelInfo(
-        name=_public(name or getattr(config, "name", None) or type(model).__name__),
-        encoder=_public(getattr(config, "encoder", None)),
-        max_words=getattr(config, "max_len", None), max_tokens=getattr(model, "max_tokens", None),
-        batch_size=batch_size, queue_size=queue_size, limits=asdict(limits),
-    )  # fmt: skip
+    info = _model_info(model, name, batch_size=batch_size, queue_size=queue_size, limits=asdict(limits))
+    text_model, batch_model = request_models(limits)
+    body_type = _body_type(text_model, batch_model)
     page, script = _web_file("index.html"), _web_file("app.js")
 
     @asynccontextmanager
@@ -461,19 +655,22 @@ def create_app(
     async def model_info() -> ModelInfo:
         return info
 
-    errors: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (413, 500, 503)}
-    errors[503]["description"] = "The queue is full; retry after `Retry-After` seconds"
+    retry_after = {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 0}}
+    errors: dict[int | str, dict[str, Any]] = {
+        400: {"model": ErrorOut, "description": "The body cannot be read: bytes that are no UTF-8"},
+        413: {"model": ErrorOut, "description": "The body is larger than `max_body_bytes` (`GET /v1/model`)"},
+        422: {"model": InvalidOut, "description": _INVALID},
+        500: {"model": ErrorOut, "description": "The model failed on this request"},
+        503: {
+            "model": ErrorOut,
+            "description": "The queue is full; retry after `Retry-After` seconds",
+            "headers": {"Retry-After": retry_after},
+        },
+    }
 
-    @app.post(
-        "/v1/entities",
-        response_model=TextResult | BatchResult,
-        response_model_exclude_none=True,
-        summary="Find entities in one text or a batch",
-        responses=errors,
-    )
-    async def entities(req: EntitiesRequest) -> dict[str, Any]:
-        texts = [req.text] if req.text is not None else list(req.texts or [])
-        _check_limits(req, texts, limits)
+    async def entities(req: TextRequest | BatchRequest) -> dict[str, Any]:
+        texts = [req.text] if isinstance(req, TextRequest) else list(req.texts)
+        _check_request(req, texts, limits)
         flat = not req.nested if req.nested is not None else req.flat
         if not texts:  # nothing to run, but the labels and threshold are still checked
             try:
@@ -499,13 +696,27 @@ def create_app(
         pairs = list(zip(texts, found, strict=True))
         build = lambda: [_result(t, ents, req.html) for t, ents in pairs]  # noqa: E731
         results = await asyncio.to_thread(build) if req.html else build()  # rendering may take a while
-        return results[0] if req.text is not None else {"results": results}
+        return results[0] if isinstance(req, TextRequest) else {"results": results}
 
+    # The body's type is made for this app (its schema says `limits`): set here, since the
+    # module's annotations are strings that FastAPI reads in the module's namespace.
+    body = Body(
+        title="EntitiesRequest",
+        description="One text (`text`) or a batch (`texts`), with the labels and options.",
+    )
+    entities.__annotations__["req"] = Annotated[body_type, body]
+    app.post(
+        "/v1/entities",
+        response_model=TextResult | BatchResult,
+        response_model_exclude_none=True,
+        summary="Find entities in one text or a batch",
+        responses=errors,
+    )(entities)
     return app
 
 
 def run(
-    model: Any, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **options: Any
+    model: Predictor, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **options: Any
 ) -> None:
     """Serve ``model`` with uvicorn until interrupted; ``options`` go to :func:`create_app`."""
     import uvicorn
