@@ -26,7 +26,8 @@ examples:
   anyner predict "..." --labels person --model urchade/gliner_small-v2.1     # a Hub id or a local folder
 
 input: TEXT arguments, else --file, else stdin. Each line is one text; a line that is a
-JSON object takes its "text" field. Texts are read --batch-size at a time and each batch's
+JSON object takes its "text" field, and its fields named by --keep (default "id") are copied
+to that text's output record, so results can be joined back. An empty input is an error. Texts are read --batch-size at a time and each batch's
 results are written (and flushed) as soon as they are found, so long inputs stream; only
 --format html waits for the whole input. A progress bar (texts, words/s) goes to stderr
 when reading --file, or stdin with stderr on a terminal; --no-progress or --quiet hide it.
@@ -147,6 +148,10 @@ def _parser() -> argparse.ArgumentParser:
         default="table",
         help="output format (default table)",
     )
+    pr.add_argument(
+        "--keep", default="id", metavar="FIELDS",
+        help="comma-separated fields of JSON-line input copied to each output record (default: id)",
+    )  # fmt: skip
     pr.add_argument("--nested", action="store_true", help="allow entities inside entities")
     pr.add_argument("--multi-label", action="store_true", help="let one span carry several labels")
     pr.add_argument(
@@ -266,23 +271,48 @@ def _labels(arg: str) -> list[str]:
     return labels
 
 
+class _Text(str):
+    """A text read from a JSON line, carrying the record's fields to pass through (``--keep``)."""
+
+    fields: dict[str, Any]
+
+
+def _keep_fields(arg: str) -> list[str]:
+    names = [x.strip() for x in arg.split(",") if x.strip()]
+    for bad in ("text", "entities"):
+        if bad in names:
+            raise ValueError(f"--keep cannot name {bad!r}: the output writes that field itself")
+    return names
+
+
+def _input_name(args: argparse.Namespace) -> str:
+    return str(args.file) if args.file else "<stdin>"
+
+
 def _read_texts(args: argparse.Namespace) -> Iterator[str]:
-    """The texts, read lazily: the TEXT arguments, else the lines of --file, else of stdin."""
+    """The texts, read lazily: the TEXT arguments, else the lines of --file, else of stdin.
+
+    A UTF-8 byte-order mark at the start of the input is not part of the first text. A JSON
+    line's fields named by ``--keep`` (default ``id``) travel with its text to the output.
+    """
     if args.texts:
         yield from args.texts
         return
-    name = str(args.file) if args.file else "<stdin>"
+    name = _input_name(args)
+    keep = _keep_fields(getattr(args, "keep", "id") or "")
     if args.file is None:
         stream = sys.stdin  # read, never closed: it is not ours
     else:
         try:
-            stream = args.file.open(encoding="utf-8")
+            stream = args.file.open(encoding="utf-8-sig")  # -sig: a leading BOM is dropped
         except OSError as e:
             raise ValueError(f"cannot read {name}: {e.strerror or e}") from e
     n = 0
     try:
         for n, line in enumerate(stream, 1):
             line = line.rstrip("\r\n")
+            if n == 1:
+                line = line.removeprefix("\ufeff")  # stdin decodes as plain UTF-8: drop the BOM here
             if line.lstrip().startswith("{"):
                 try:
                     record = json.loads(line)
@@ -290,7 +320,9 @@ def _read_texts(args: argparse.Namespace) -> Iterator[str]:
                     raise ValueError(f"{name}:{n}: not valid JSON: {e}") from e
                 if not isinstance(record.get("text"), str):
                     raise ValueError(f"{name}:{n}: JSON line has no string field 'text'")
-                line = record["text"]
+                text = _Text(record["text"])
+                text.fields = {k: record[k] for k in keep if k in record}
+                line = text
             yield line
     except UnicodeDecodeError as e:
         raise ValueError(f"{name}:{n + 1}: not UTF-8 text ({e.reason})") from e
@@ -354,7 +386,8 @@ def _write_batch(
 ) -> None:
     with bar.external_write_mode(file=out) if bar is not None else nullcontext():
         for text, ents in batch:
-            record = {"text": text, "entities": [e.to_dict() for e in ents]}
+            fields = getattr(text, "fields", {})
+            record = {**fields, "text": str(text), "entities": [e.to_dict() for e in ents]}
             if fmt == "json":
                 # not textwrap.indent: it also breaks lines at U+2028, U+0085, ... inside the strings
                 item = "  " + json.dumps(record, ensure_ascii=False, indent=2).replace("\n", "\n  ")
@@ -363,7 +396,10 @@ def _write_batch(
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
             else:
                 if numbered:
-                    out.write(f"# text {i + 1}\n")
+                    named = "".join(
+                        f" {k}={_printable(json.dumps(v, ensure_ascii=False))}" for k, v in fields.items()
+                    )
+                    out.write(f"# text {i + 1}{named}\n")
                 if not ents:
                     out.write("(no entities)\n")
                 shown = [(_printable(e.text), _printable(e.label), e) for e in ents]
@@ -456,6 +492,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     labels = _labels(args.labels)
     threshold(args.threshold, "--threshold")
     positive_int(args.batch_size, "--batch-size")
+    _keep_fields(args.keep)
     if args.file is not None and not args.texts and not args.file.exists():
         raise ValueError(f"cannot read {args.file}: no such file")
     show_progress = not (args.texts or args.quiet or args.no_progress) and (
@@ -464,8 +501,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(), closing(_read_texts(args)) as texts:
         if args.quiet:
             warnings.simplefilter("ignore")
-        model = load_model(args.model)
         head = list(islice(texts, 2))  # one text alone is printed without a "# text 1" header
+        if not head:  # before the model loads: an empty input is a mistake (a wrong file, a failed pipe)
+            raise ValueError(f"no text to read: {_input_name(args)} is empty")
+        model = load_model(args.model)
         total = _count_lines(args.file) if show_progress and args.file is not None else None
         bar = tqdm(
             total=total, desc="anyner", unit="text", file=sys.stderr, disable=not show_progress,

@@ -269,8 +269,11 @@ def export_onnx(
     _finish(path, model.config, meta)
     onnx.checker.check_model(str(path))
     report: dict[str, Any] = {"opset": opset, "files": {}}
-    delta = max_logit_delta(model, OnnxRunner(path, config=model.config))
-    report["files"][ONNX_NAME] = {"bytes": path.stat().st_size, "max_abs_logit_delta": delta}
+    runner = OnnxRunner(path, config=model.config)
+    delta = max_logit_delta(model, runner)
+    report["files"][ONNX_NAME] = {
+        "bytes": path.stat().st_size, "max_abs_logit_delta": delta, **_agreement(model, runner),
+    }  # fmt: skip
     if not delta <= FP32_TOLERANCE:
         _write_report(out, report)
         raise RuntimeError(
@@ -282,8 +285,11 @@ def export_onnx(
         _quantize_int8(path, qpath)
         _finish(qpath, model.config, meta | {"anyner.quantize": "int8 dynamic, per-channel"}, resort=True)
         onnx.checker.check_model(str(qpath))
-        qdelta = max_logit_delta(model, OnnxRunner(qpath, config=model.config))
-        report["files"][ONNX_INT8_NAME] = {"bytes": qpath.stat().st_size, "max_abs_logit_delta": qdelta}
+        qrunner = OnnxRunner(qpath, config=model.config)
+        qdelta = max_logit_delta(model, qrunner)
+        report["files"][ONNX_INT8_NAME] = {
+            "bytes": qpath.stat().st_size, "max_abs_logit_delta": qdelta, **_agreement(model, qrunner),
+        }  # fmt: skip
     _write_report(out, report)
     return out
 
@@ -317,19 +323,47 @@ def _quantize_int8(src: Path, dst: Path) -> None:
         root.setLevel(level)
 
 
+def _agreement(model: AnyNER, runner: OnnxRunner) -> dict[str, int]:
+    """On the check texts: texts whose entities (spans and labels) are the same as torch's."""
+    other = type(model)(None, model.tokenizer, model.hf_config, config=model.config, runner=runner)
+    labels = list(_LABELS)
+    same = sum(
+        [(e.start, e.end, e.label) for e in a] == [(e.start, e.end, e.label) for e in b]
+        for a, b in zip(
+            model.predict_batch(list(_CHECK_TEXTS), labels),
+            other.predict_batch(list(_CHECK_TEXTS), labels),
+            strict=True,
+        )
+    )
+    return {"texts_checked": len(_CHECK_TEXTS), "texts_same_entities": int(same)}
+
+
 def _write_report(out: Path, report: dict[str, Any]) -> None:
     (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 def format_report(folder: str | Path) -> str:
-    """A few lines on the exported files: sizes and max |delta logit| against torch."""
+    """A few lines on the exported files: sizes, max |delta logit| against torch, and what it means."""
     report = json.loads((Path(folder) / REPORT_NAME).read_text(encoding="utf-8"))
     lines = []
     for name, info in report["files"].items():
+        agree = ""
+        if "texts_checked" in info:
+            agree = f", same entities as torch in {info['texts_same_entities']} of {info['texts_checked']} check texts"
         lines.append(
             f"{name:<18} {info['bytes'] / 2**20:8.1f} MiB   max |delta logit| vs torch "
-            f"{info['max_abs_logit_delta']:.2e}"
+            f"{info['max_abs_logit_delta']:.2e}{agree}"
         )
+        if name == ONNX_NAME:
+            lines.append(
+                f"{'':<18} fp32: checked, within the {FP32_TOLERANCE:g} the export accepts (float rounding)"
+            )
+        else:
+            lines.append(
+                f"{'':<18} int8: logits move by up to a few units, as int8 rounding does; what counts is "
+                "F1 on your data: compare with `anyner evaluate --model FOLDER` (the built-in model lost "
+                "0.14 points of OOD F1 in int8)"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ module; nothing here imports them.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -180,7 +181,9 @@ class AnyNER:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.hf_config.vocab_size = self.config.vocab_size
-        save_file(checkpoint.gliner_state_dict(self.model), str(folder / checkpoint.SAFETENSORS_NAME))
+        weights = folder / checkpoint.SAFETENSORS_NAME
+        save_file(checkpoint.gliner_state_dict(self.model), str(weights))
+        weights.chmod(0o666 & ~_umask())  # safetensors writes 0600; the other files follow the umask
         gliner_config = checkpoint.config_to_gliner(self.config, self.hf_config)
         (folder / checkpoint.CONFIG_NAME).write_text(
             json.dumps(gliner_config, indent=2) + "\n", encoding="utf-8"
@@ -331,6 +334,12 @@ def _entities(text: str, words: list[Word], label_set: LabelSet, kept: list[Cand
         start, end = words[c.start].start, words[c.end - 1].end
         out.append(Entity(start, end, text[start:end], label_set.names[c.label], c.score))
     return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _max_tokens(tokenizer: Any, hf_config: Any) -> int:
