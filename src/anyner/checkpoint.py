@@ -18,14 +18,18 @@ import struct
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-import torch
-from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
-from transformers.models.auto import CONFIG_MAPPING
+from typing import TYPE_CHECKING, Any
 
 from anyner import model_types
 from anyner.config import SPAN_MODES, AnyNERConfig
+from anyner.optional import OptionalModule, available
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+
+# Imported on first use: reading a config and resolving a folder need neither (the light install).
+torch = OptionalModule("torch", "reading torch weights")
+transformers = OptionalModule("transformers", "the torch backend")
 
 CONFIG_NAME = "gliner_config.json"
 SAFETENSORS_NAME = "model.safetensors"
@@ -190,7 +194,9 @@ def read_config(folder: Path) -> AnyNERConfig:
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} is not valid JSON: {e}") from e
     config = config_from_gliner(raw, str(path))
-    if config.encoder_config is not None:  # check it now, while the file can still be named
+    if config.encoder_config is not None and available(
+        "transformers"
+    ):  # check it while the file can be named
         try:
             encoder_hf_config(config)
         except Exception as e:  # unknown model_type, a field of the wrong type, inconsistent sizes
@@ -203,12 +209,13 @@ def encoder_hf_config(config: AnyNERConfig) -> PretrainedConfig:
     if config.encoder_config is not None:
         values = dict(config.encoder_config)
         model_type = values.pop("model_type", "deberta-v2")  # GLiNER's default for an untyped encoder_config
-        if model_type not in CONFIG_MAPPING:
+        mapping = transformers.models.auto.CONFIG_MAPPING
+        if model_type not in mapping:
             raise CheckpointError(f"encoder_config has an unknown model_type {model_type!r}")
-        hf_config = CONFIG_MAPPING[model_type](**values)
+        hf_config = mapping[model_type](**values)
     else:
         try:
-            hf_config = AutoConfig.from_pretrained(config.encoder)
+            hf_config = transformers.AutoConfig.from_pretrained(config.encoder)
         except OSError as e:
             raise OSError(_offline_message(config.encoder, "the encoder's config", e)) from e
     if config.vocab_size != -1:
@@ -225,7 +232,7 @@ def load_tokenizer(folder: Path | None, config: AnyNERConfig) -> PreTrainedToken
         str(folder) if folder is not None and (folder / "tokenizer_config.json").is_file() else config.encoder
     )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source)
     except OSError as e:
         raise OSError(_offline_message(config.encoder, "the tokenizer", e)) from e
     except ImportError:
@@ -334,11 +341,12 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-_SAFETENSORS_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-    "BOOL": torch.bool,
-}  # fmt: skip
+def _safetensors_dtypes() -> dict[str, Any]:
+    return {
+        "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+        "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+        "BOOL": torch.bool,
+    }  # fmt: skip
 
 
 def iter_weights(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
@@ -367,7 +375,7 @@ def iter_weights(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
             for key, info in header.items():
                 if key == "__metadata__":
                     continue
-                dtype = _SAFETENSORS_DTYPES.get(info.get("dtype"))
+                dtype = _safetensors_dtypes().get(info.get("dtype"))
                 shape, (begin, stop) = info.get("shape"), info.get("data_offsets", (None, None))
                 if dtype is None:
                     raise ValueError(f"{key} has an unsupported dtype {info.get('dtype')!r}")

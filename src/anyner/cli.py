@@ -566,6 +566,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    _need("anyner train", "torch", "torch", "transformers")
     from anyner.train import Trainer, load_train_config
 
     until_step = None if args.until_step is None else positive_int(args.until_step, "--until-step")
@@ -607,6 +608,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    _need("anyner export onnx", "torch", "torch", "transformers")
     _need("anyner export onnx", "onnx", "onnx", "onnxruntime")
     from anyner.export_onnx import export_onnx, format_report
 

@@ -16,18 +16,24 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from anyner import checkpoint, model_types, validate
 from anyner.builtin import BUILTIN_NAME, builtin_model_path
 from anyner.config import AnyNERConfig
 from anyner.decode import Candidate, Candidates, greedy
 from anyner.featurize import Featurizer, Labels, LabelSet, plan_windows
+from anyner.optional import OptionalModule, available
 from anyner.runtime import OnnxRunner, Runner, TorchRunner, find_onnx_file
 from anyner.types import Entity, Word
 from anyner.words import split_words
+
+if TYPE_CHECKING:
+    import torch
+else:  # imported on first use: the light install runs ONNX exports without it
+    torch = OptionalModule("torch", "the torch backend")
+
+BACKENDS = ("auto", "torch", "onnx")
 
 # Settings the network is built from: a loaded model's config may change any other field.
 _NETWORK_FIELDS = (
@@ -63,7 +69,7 @@ class AnyNER:
         if model is None and (runner is None or config is None):
             raise ValueError("give a torch model, or a runner and a config")
         self.model = model.to(device).eval() if model is not None else None
-        self.device = torch.device(device)
+        self.device = torch.device(device) if model is not None or available("torch") else _cpu_only(device)
         self.runner: Runner = runner if runner is not None else TorchRunner(self.model, self.device)
         self.tokenizer = tokenizer
         self.hf_config = hf_config
@@ -106,7 +112,7 @@ class AnyNER:
         revision: str | None = None,
         cache_dir: str | None = None,
         device: str = "cpu",
-        backend: str = "torch",
+        backend: str = "auto",
         onnx_file: str | None = None,
     ) -> AnyNER:
         """Load a GLiNER span model from a local folder or a Hugging Face Hub id.
@@ -118,22 +124,34 @@ class AnyNER:
             revision: Hub revision (branch, tag or commit).
             cache_dir: Hub cache folder.
             device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
-            backend: ``"torch"``, or ``"onnx"`` to run a folder written by
+            backend: ``"torch"``; ``"onnx"`` to run a folder written by
                 :func:`anyner.export_onnx.export_onnx` (``anyner export onnx``) with ONNX
-                Runtime on the CPU (needs the ``onnxruntime`` package).
-            onnx_file: with ``backend="onnx"``, the file to run: ``"model.onnx"`` (fp32,
-                the default) or ``"model_int8.onnx"`` (the int8 export).
+                Runtime on the CPU, without torch or transformers; ``"auto"`` (default):
+                torch where it is installed, else ONNX.
+            onnx_file: with ``backend="onnx"``, the file to run: ``"model.onnx"`` (fp32) or
+                ``"model_int8.onnx"`` (the int8 export); default the fp32 file if the folder
+                has one, else the int8 file.
         """
-        if backend not in ("torch", "onnx"):
-            raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+        if backend == "auto":
+            backend = "onnx" if onnx_file is not None or not _torch_installed() else "torch"
         if onnx_file is not None and backend != "onnx":
             raise ValueError("onnx_file is only used with backend='onnx'")
-        if backend == "onnx" and torch.device(device).type != "cpu":
-            raise ValueError(f"the onnx backend runs on the CPU, not on {device!r}")
+        if backend == "onnx":
+            _cpu_only(device)
         if model is None or (str(model) == BUILTIN_NAME and not Path(BUILTIN_NAME).is_dir()):
             model = builtin_model_path()
         folder = checkpoint.resolve_folder(model, revision=revision, cache_dir=cache_dir)
         config = checkpoint.read_config(folder)
+        if backend == "onnx" and not _torch_installed():  # the light install: tokenizers alone
+            from anyner.tokenizer import FastTokenizer
+
+            tokenizer = FastTokenizer.from_folder(folder)
+            config = checkpoint.add_prompt_tokens(tokenizer, config)
+            runner = OnnxRunner(find_onnx_file(folder, onnx_file), config=config)
+            info = _EncoderInfo(config)
+            return cls(None, tokenizer, info, device=device, config=config, runner=runner)
         tokenizer = checkpoint.load_tokenizer(folder, config)
         config = checkpoint.add_prompt_tokens(tokenizer, config)
         hf_config = checkpoint.encoder_hf_config(config)
@@ -174,10 +192,10 @@ class AnyNER:
         """
         import json
 
-        from safetensors.torch import save_file
-
         if self.model is None:
             raise ValueError("this model runs on another backend and has no torch weights to save")
+        from safetensors.torch import save_file
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.hf_config.vocab_size = self.config.vocab_size
@@ -334,6 +352,27 @@ def _entities(text: str, words: list[Word], label_set: LabelSet, kept: list[Cand
         start, end = words[c.start].start, words[c.end - 1].end
         out.append(Entity(start, end, text[start:end], label_set.names[c.label], c.score))
     return out
+
+
+def _torch_installed() -> bool:
+    return available("torch") and available("transformers")
+
+
+def _cpu_only(device: Any) -> str:
+    kind = getattr(device, "type", str(device)).split(":")[0]
+    if kind != "cpu":
+        raise ValueError(f"the onnx backend runs on the CPU, not on {device!r}")
+    return "cpu"
+
+
+class _EncoderInfo:
+    """What the pipeline reads of the encoder's config without transformers: its position limit."""
+
+    def __init__(self, config: AnyNERConfig):
+        values = config.encoder_config or {}
+        self.max_position_embeddings = values.get("max_position_embeddings")
+        self.vocab_size = config.vocab_size
+        self.model_type = values.get("model_type")
 
 
 def _umask() -> int:

@@ -90,8 +90,13 @@ def require_module(module: str) -> Any:
 
 
 def find_onnx_file(folder: str | Path, name: str | None = None) -> Path:
-    """The ONNX file ``name`` (default ``model.onnx``) in a model folder, or a clear error."""
+    """The ONNX file ``name`` in a model folder, or a clear error.
+
+    Without a name: ``model.onnx`` (fp32) when the folder has it, else ``model_int8.onnx``.
+    """
     folder = Path(folder)
+    if name is None and not (folder / ONNX_NAME).is_file() and (folder / ONNX_INT8_NAME).is_file():
+        name = ONNX_INT8_NAME
     path = folder / (name or ONNX_NAME)
     if not path.is_file():
         found = sorted(p.name for p in folder.glob("*.onnx")) if folder.is_dir() else []

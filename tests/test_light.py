@@ -1,0 +1,151 @@
+"""The light install: the built-in model through ONNX Runtime and the tokenizers library alone.
+
+The tests marked ``light`` need neither torch nor transformers; ``.ci/run`` runs them in a
+venv holding only ``pip install .`` (and pytest), where ``ANYNER_LIGHT=1`` makes the first
+test assert that torch and transformers cannot be imported. The others compare the light
+path with the torch path in the full environment.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from anyner import AnyNER
+
+SENTENCES = [
+    "Bill Gates founded Microsoft on April 4, 1975.",
+    "Angela Merkel met Emmanuel Macron in Paris on Tuesday.",
+    "Lionel Messi joined Inter Miami in 2023.",
+    "The patient was given 500 mg of amoxicillin for pneumonia.",
+]
+LABELS = ["person", "organization", "city", "date", "drug", "sports team"]
+LIGHT = os.environ.get("ANYNER_LIGHT") == "1"
+
+
+@pytest.fixture(scope="module")
+def light() -> AnyNER:
+    return AnyNER.from_pretrained(backend="onnx")
+
+
+@pytest.mark.light
+def test_the_light_install_has_no_torch():
+    if not LIGHT:
+        pytest.skip("ANYNER_LIGHT=1 is set only in the light venv of .ci/run")
+    for name in ("torch", "transformers"):
+        assert importlib.util.find_spec(name) is None, f"{name} is importable in the light install"
+    assert AnyNER.from_pretrained().runner.__class__.__name__ == "OnnxRunner"  # auto: ONNX without torch
+
+
+@pytest.mark.light
+def test_the_python_api_runs_light(light):
+    found = light.predict(SENTENCES[0], ["person", "organization", "date"])
+    assert {(e.text, e.label) for e in found} == {
+        ("Bill Gates", "person"), ("Microsoft", "organization"), ("April 4, 1975", "date"),
+    }  # fmt: skip
+    batch = light.predict_batch(SENTENCES, LABELS, batch_size=2)
+    assert len(batch) == len(SENTENCES) and all(
+        SENTENCES[i][e.start : e.end] == e.text for i, b in enumerate(batch) for e in b
+    )
+    words = light.predict_words([s.split() for s in SENTENCES[:2]], LABELS)
+    assert len(words) == 2
+    dicts = light.predict_entities(SENTENCES[1], LABELS)
+    assert dicts and set(dicts[0]) == {"start", "end", "text", "label", "score"}
+
+
+@pytest.mark.light
+def test_the_light_path_checks_arguments_as_the_torch_path_does(light):
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\], got 2"):
+        light.predict(SENTENCES[0], LABELS, threshold=2)
+    with pytest.raises(TypeError, match="not the string"):
+        light.predict(SENTENCES[0], "person")
+    with pytest.raises(ValueError, match="labels is empty"):
+        light.predict(SENTENCES[0], [])
+    with pytest.raises(ValueError, match="has no torch weights to save"):
+        light.save_pretrained(Path("unused"))
+
+
+@pytest.mark.light
+def test_the_cli_runs_light(tmp_path):
+    run = [sys.executable, "-m", "anyner.cli"]
+    done = subprocess.run(
+        [*run, "predict", SENTENCES[0], "--labels", "person,organization,date", "--format", "jsonl"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert {e["text"] for e in json.loads(done.stdout)["entities"]} == {
+        "Bill Gates",
+        "Microsoft",
+        "April 4, 1975",
+    }
+    bad = subprocess.run([*run, "predict", "x", "--labels", "a", "-t", "2"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--threshold must be a number in [0, 1]" in bad.stderr
+    if LIGHT:  # what needs torch says which extra installs it
+        train = subprocess.run([*run, "train", str(tmp_path / "x.toml")], capture_output=True, text=True)
+        assert train.returncode == 1 and "pip install 'anyner[torch]'" in train.stderr
+
+
+@pytest.mark.light
+def test_the_server_runs_light(light):
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from fastapi.testclient import TestClient
+
+    from anyner.serve import create_app
+
+    with TestClient(create_app(light)) as client:
+        answer = client.post("/v1/entities", json={"text": SENTENCES[0], "labels": ["person"]})
+        assert answer.status_code == 200 and answer.json()["entities"][0]["text"] == "Bill Gates"
+
+
+def test_the_light_path_gives_the_entities_of_the_torch_onnx_path(light):
+    """The same ONNX file read with transformers' tokenizer and with tokenizers alone: same entities."""
+    pytest.importorskip("transformers")
+    from anyner import checkpoint
+    from anyner.builtin import builtin_model_path
+    from anyner.runtime import OnnxRunner, find_onnx_file
+
+    folder = builtin_model_path()
+    config = checkpoint.read_config(folder)
+    tokenizer = checkpoint.load_tokenizer(folder, config)
+    config = checkpoint.add_prompt_tokens(tokenizer, config)
+    hf = AnyNER(
+        None, tokenizer, checkpoint.encoder_hf_config(config), config=config,
+        runner=OnnxRunner(find_onnx_file(folder), config=config),
+    )  # fmt: skip
+    assert hf.max_tokens == light.max_tokens
+    texts = SENTENCES * 3 + [" ".join(SENTENCES * 20)]  # a long text too: windows
+    assert hf.predict_batch(texts, LABELS) == light.predict_batch(texts, LABELS)
+
+
+def test_fast_tokenizer_ids_equal_transformers(minilm_dir, shared):
+    """tokenizers alone gives the ids and word ids AutoTokenizer gives, on real sentences."""
+    transformers = pytest.importorskip("transformers")
+    from anyner.builtin import builtin_model_path
+    from anyner.tokenizer import FastTokenizer
+
+    sentences = []
+    for name in ("CrossNER_AI", "mit-movie", "CrossNER_music"):
+        records = json.loads((shared / "data" / "benchmark" / "ood" / name / "test.json").read_text())
+        sentences += [r["sentence"].split() for r in records[:150]]
+    sentences.append(["<<ENT>>", "person", "<<SEP>>", "Héllo", "東京", "😀", "\ufffd", "e-mail"])
+    for folder in (builtin_model_path(), minilm_dir):
+        hf, fast = transformers.AutoTokenizer.from_pretrained(str(folder)), FastTokenizer.from_folder(folder)
+        assert (len(hf), hf.pad_token_id, hf.model_max_length) == (
+            len(fast),
+            fast.pad_token_id,
+            fast.model_max_length,
+        )
+        for words in sentences:
+            for special in (True, False):
+                a = hf(words, is_split_into_words=True, add_special_tokens=special)
+                b = fast(words, add_special_tokens=special)
+                assert (list(a["input_ids"]), a.word_ids()) == (b["input_ids"], b.word_ids()), words
+        for tok in (hf, fast):  # adding the prompt tokens gives the same ids
+            tok.add_tokens(["[FLERT]", "<<X>>", "<<Y>>"], special_tokens=True)
+        assert hf.convert_tokens_to_ids("<<Y>>") == fast.convert_tokens_to_ids("<<Y>>")
