@@ -183,7 +183,9 @@ def span_config_to_gliner(config: AnyNERConfig, hf_config: PretrainedConfig) -> 
     return out
 
 
-def read_config(folder: Path) -> AnyNERConfig:
+def read_config(folder: Path, check_encoder: bool = True) -> AnyNERConfig:
+    """The folder's config; with ``check_encoder`` (and transformers installed) its encoder_config
+    is built once, so that an invalid one is reported naming the file."""
     path = folder / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"{folder} has no {CONFIG_NAME}: it is not a GLiNER/anyner model folder")
@@ -194,9 +196,7 @@ def read_config(folder: Path) -> AnyNERConfig:
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} is not valid JSON: {e}") from e
     config = config_from_gliner(raw, str(path))
-    if config.encoder_config is not None and available(
-        "transformers"
-    ):  # check it while the file can be named
+    if check_encoder and config.encoder_config is not None and available("transformers"):
         try:
             encoder_hf_config(config)
         except Exception as e:  # unknown model_type, a field of the wrong type, inconsistent sizes

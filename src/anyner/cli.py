@@ -139,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
         "-f", "--file", type=Path, help="read texts from this file, one per line (plain or JSONL)"
     )
     pr.add_argument("-m", "--model", help="model folder or Hub id (default: the built-in model)")
+    _add_backend(pr)
     pr.add_argument(
         "-t", "--threshold", type=float, default=0.5, help="minimum score in [0, 1] (default 0.5)"
     )
@@ -174,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ev.add_argument("-m", "--model", help="model folder or Hub id (default: the built-in model)")
+    _add_backend(ev)
     ev.add_argument(
         "-d", "--data", nargs="+", type=Path, default=[], metavar="PATH",
         help="benchmark folders, or folders holding them",
@@ -216,6 +218,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sv.add_argument("-m", "--model", help="model folder or Hub id (default: the built-in model)")
+    _add_backend(sv)
     sv.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)"
     )
@@ -466,7 +469,17 @@ def _need(what: str, extra: str, *modules: str) -> None:
         raise Failed(f"{what} needs {' and '.join(missing)}, not installed: pip install 'anyner[{extra}]'")
 
 
-def load_model(name: str | None) -> Any:
+BACKEND_HELP = (
+    "auto (default): torch where the torch extra is installed, else ONNX Runtime; torch; or onnx "
+    "(a folder written by `anyner export onnx`, the built-in model included)"
+)
+
+
+def _add_backend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto", help=BACKEND_HELP)
+
+
+def load_model(name: str | None, backend: str = "auto") -> Any:
     """The model of ``--model`` (None: the built-in one), for every subcommand that loads one.
 
     Every way a model cannot be loaded is one :class:`Failed`, so one exit status
@@ -480,7 +493,7 @@ def load_model(name: str | None) -> Any:
     from anyner.pipeline import AnyNER
 
     try:
-        return AnyNER.from_pretrained(name)
+        return AnyNER.from_pretrained(name, backend=backend)
     except (OSError, NotImplementedError, ImportError, ValueError) as e:  # ValueError: CheckpointError
         raise Failed(f"cannot load the model: {_one_line(e)}") from e
 
@@ -504,7 +517,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         head = list(islice(texts, 2))  # one text alone is printed without a "# text 1" header
         if not head:  # before the model loads: an empty input is a mistake (a wrong file, a failed pipe)
             raise ValueError(f"no text to read: {_input_name(args)} is empty")
-        model = load_model(args.model)
+        model = load_model(args.model, args.backend)
         total = _count_lines(args.file) if show_progress and args.file is not None else None
         bar = tqdm(
             total=total, desc="anyner", unit="text", file=sys.stderr, disable=not show_progress,
@@ -542,7 +555,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not paths:
         raise ValueError("nothing to evaluate: give --data PATH [PATH ...] or --suite ood")
     folders = evaluate.benchmark_folders(paths, split=args.split)  # bad data fails before the model loads
-    model = load_model(args.model)
+    model = load_model(args.model, args.backend)
     try:
         suite = evaluate.evaluate_suite(
             model, folders, threshold=args.threshold, flat=not args.nested, limit=args.limit,
@@ -598,7 +611,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_text_chars=args.max_text_chars, max_texts=args.max_texts, max_labels=args.max_labels,
         max_label_chars=args.max_label_chars, max_body_bytes=args.max_body_bytes,
     )  # fmt: skip
-    model = load_model(args.model)
+    model = load_model(args.model, args.backend)
     serve.run(
         model, host=args.host, port=args.port, log_level=args.log_level, limits=limits,
         batch_size=args.batch_size, queue_size=args.queue_size, max_wait_ms=args.max_wait_ms,
@@ -612,7 +625,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     _need("anyner export onnx", "onnx", "onnx", "onnxruntime")
     from anyner.export_onnx import export_onnx, format_report
 
-    model = load_model(args.model)
+    model = load_model(args.model, "torch")  # the export traces the torch network
     try:
         out = export_onnx(model, args.out, quantize=args.quantize, opset=args.opset)
     except (ImportError, OSError, RuntimeError) as e:

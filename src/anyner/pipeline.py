@@ -69,7 +69,8 @@ class AnyNER:
         if model is None and (runner is None or config is None):
             raise ValueError("give a torch model, or a runner and a config")
         self.model = model.to(device).eval() if model is not None else None
-        self.device = torch.device(device) if model is not None or available("torch") else _cpu_only(device)
+        # a runner without a torch network runs on the CPU; torch is not imported for it
+        self.device = torch.device(device) if model is not None else _cpu_only(device)
         self.runner: Runner = runner if runner is not None else TorchRunner(self.model, self.device)
         self.tokenizer = tokenizer
         self.hf_config = hf_config
@@ -143,8 +144,11 @@ class AnyNER:
         if model is None or (str(model) == BUILTIN_NAME and not Path(BUILTIN_NAME).is_dir()):
             model = builtin_model_path()
         folder = checkpoint.resolve_folder(model, revision=revision, cache_dir=cache_dir)
-        config = checkpoint.read_config(folder)
-        if backend == "onnx" and not _torch_installed():  # the light install: tokenizers alone
+        config = checkpoint.read_config(folder, check_encoder=backend == "torch")
+        # ONNX with tokenizers alone (the light install, and the fast start of the full one) when the
+        # folder holds tokenizer.json and the encoder's config; else transformers reads them.
+        light = (folder / "tokenizer.json").is_file() and config.encoder_config is not None
+        if backend == "onnx" and (light or not _torch_installed()):
             from anyner.tokenizer import FastTokenizer
 
             tokenizer = FastTokenizer.from_folder(folder)

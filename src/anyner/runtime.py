@@ -43,12 +43,10 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _default_threads() -> int:
-    try:
-        import torch
-
-        return torch.get_num_threads()
-    except ImportError:
-        return os.cpu_count() or 1
+    """The CPUs this process may run on (what torch's default is on most machines), without importing torch."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 class TorchRunner:
@@ -116,8 +114,7 @@ class OnnxRunner:
 
     Args:
         path: the ``.onnx`` file.
-        threads: intra-op threads; default torch's (``torch.get_num_threads()``) where torch
-            is installed, else the machine's cores.
+        threads: intra-op threads; default the CPUs this process may run on.
         config: when given, checked against the settings the exporter stored in the file.
 
     Example::
