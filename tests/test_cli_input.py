@@ -45,15 +45,19 @@ def test_a_byte_order_mark_is_not_part_of_the_text(tmp_path, capsys, tiny_dir, m
     assert code == 0 and json.loads(out)["text"] == text
 
 
-def test_an_empty_input_is_an_error(tmp_path, capsys, tiny_dir, monkeypatch):
+def test_an_empty_input_is_said_on_stderr(tmp_path, capsys, tiny_dir, monkeypatch):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     code, out, err = run(capsys, tiny_dir, "--file", str(empty), "--format", "json")
-    assert code == 2 and out == ""
-    assert err.strip() == f"anyner: error: no text to read: {empty} is empty"
+    assert code == 0 and out == "[]\n" and err == ""  # --quiet: nothing on stderr
+    code = cli.main(["predict", "--labels", "person", "--model", "/nonexistent", "--file", str(empty)])
+    captured = capsys.readouterr()
+    assert code == 0, "an empty input does not load the model"
+    assert captured.err.strip() == f"anyner: warning: no text to read: {empty} is empty"
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    code, out, err = run(capsys, tiny_dir, "--format", "json")
-    assert code == 2 and "no text to read: <stdin> is empty" in err
+    assert cli.main(["predict", "--labels", "person", "--model", str(tiny_dir), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "[]\n" and "no text to read: <stdin> is empty" in captured.err
 
 
 def test_json_line_fields_are_kept(tmp_path, capsys, tiny_dir):

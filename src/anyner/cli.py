@@ -27,7 +27,8 @@ examples:
 
 input: TEXT arguments, else --file, else stdin. Each line is one text; a line that is a
 JSON object takes its "text" field, and its fields named by --keep (default "id") are copied
-to that text's output record, so results can be joined back. An empty input is an error. Texts are read --batch-size at a time and each batch's
+to that text's output record, so results can be joined back. An empty input gives an empty
+result (e.g. [] for json) without loading the model, and a warning on stderr. Texts are read --batch-size at a time and each batch's
 results are written (and flushed) as soon as they are found, so long inputs stream; only
 --format html waits for the whole input. A progress bar (texts, words/s) goes to stderr
 when reading --file, or stdin with stderr on a terminal; --no-progress or --quiet hide it.
@@ -515,8 +516,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.quiet:
             warnings.simplefilter("ignore")
         head = list(islice(texts, 2))  # one text alone is printed without a "# text 1" header
-        if not head:  # before the model loads: an empty input is a mistake (a wrong file, a failed pipe)
-            raise ValueError(f"no text to read: {_input_name(args)} is empty")
+        if not head:
+            # An empty input gives the empty output of its format (a pipeline may meet one), but
+            # is said on stderr: it is often a wrong file or a failed command before the pipe.
+            if not args.quiet:
+                print(f"anyner: warning: no text to read: {_input_name(args)} is empty", file=sys.stderr)
+            _write_results(sys.stdout, args.format, iter(()), numbered=False)
+            return EXIT_OK
         model = load_model(args.model, args.backend)
         total = _count_lines(args.file) if show_progress and args.file is not None else None
         bar = tqdm(

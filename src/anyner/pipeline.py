@@ -136,7 +136,7 @@ class AnyNER:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
         if backend == "auto":
-            backend = "onnx" if onnx_file is not None or not _torch_installed() else "torch"
+            backend = "torch" if _torch_installed() else "onnx"
         if onnx_file is not None and backend != "onnx":
             raise ValueError("onnx_file is only used with backend='onnx'")
         if backend == "onnx":
