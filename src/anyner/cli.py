@@ -494,7 +494,11 @@ def load_model(name: str | None, backend: str = "auto") -> Any:
     from anyner.pipeline import AnyNER
 
     try:
-        return AnyNER.from_pretrained(name, backend=backend)
+        return (
+            AnyNER.from_pretrained(name)
+            if backend == "auto"
+            else AnyNER.from_pretrained(name, backend=backend)
+        )
     except (OSError, NotImplementedError, ImportError, ValueError) as e:  # ValueError: CheckpointError
         raise Failed(f"cannot load the model: {_one_line(e)}") from e
 
