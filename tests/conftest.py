@@ -1,5 +1,6 @@
 """Shared fixtures: the offline MiniLM encoder, the shared data folder, and GLiNER span
-models built and saved by the reference ``gliner`` package (random heads)."""
+models built and saved by the reference ``gliner`` package (random heads); shared helpers: the
+entity checks, a stub model, and the tiny training data and config."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import json
 import math
 import os
 import shutil
+import threading
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-import torch
+
+try:  # the light install's tests (tests/test_light.py, run without torch by .ci/run) load this file too
+    import torch
+except ImportError:
+    torch = None
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -198,3 +205,133 @@ def check_entities(
             assert not flat, f"flat entities overlap: {open_spans[-1]} and {(s, e)}"
             assert e <= open_spans[-1][1], f"nested entities cross: {open_spans[-1]} and {(s, e)}"
         open_spans.append((s, e))
+
+
+def brute_force(rows, flat, multi_label):
+    """The decoder's reference rule, quadratic: compare each candidate (start, end, label,
+    score) with every kept one; the kept (start, end, label) by start."""
+    order = sorted(rows, key=lambda r: (-r[3], r[0], r[1] - r[0], r[2]))
+    kept = []
+    for s, e, c, p in order:
+        ok = True
+        for a, b, _, _ in kept:
+            if (a, b) == (s, e):
+                clash = not multi_label
+            elif a >= e or s >= b:
+                clash = False
+            elif flat:
+                clash = True
+            else:
+                clash = not ((a <= s and e <= b) or (s <= a and b <= e))
+            if clash:
+                ok = False
+                break
+        if ok:
+            kept.append((s, e, c, p))
+    return sorted(((s, e, c) for s, e, c, _ in kept), key=lambda x: x[0])
+
+
+class StubModel:
+    """A model without a network, for the tests of what sits around a model (server, spaCy,
+    evaluation): it is a ``serve.Predictor`` and has ``predict_batch`` and ``predict_words``.
+
+    ``phrases``: what it finds, every occurrence of each phrase, as a mapping phrase -> label
+    (score 0.9) or a list of (phrase, label, score); None (the default): the first word of
+    each text (up to its first space), with the first label asked for, score 0.9.
+    ``gate``: a ``threading.Event`` every call waits for (30 s at most); ``started`` is set
+    when a call begins. ``fail_on``: a text that makes a call holding it raise ValueError.
+    ``calls``: one dict per call: ``method`` ("batch" or "words"), ``texts`` (the words of
+    ``predict_words`` joined by spaces), ``labels`` as given, and the options passed.
+
+    A module subclasses it for a special behaviour (override :meth:`entities`).
+    """
+
+    config = SimpleNamespace(name="stub", encoder="none", max_len=384)
+    max_tokens = 512
+
+    def __init__(self, phrases=None, *, gate: threading.Event | None = None, fail_on: str | None = None):
+        self.phrases = phrases
+        self.gate, self.fail_on = gate, fail_on
+        self.started = threading.Event()
+        self.calls: list[dict] = []
+
+    def predict_batch(self, texts, labels, **options):
+        return self._run("batch", list(texts), labels, options)
+
+    def predict_words(self, words, labels, **options):
+        return self._run("words", [" ".join(w) for w in words], labels, options)
+
+    def _run(self, method: str, texts: list[str], labels, options: dict):
+        self.calls.append({"method": method, "texts": texts, "labels": labels, **options})
+        self.started.set()
+        if self.gate is not None:
+            assert self.gate.wait(30), "the test never opened the gate"
+        if self.fail_on is not None and self.fail_on in texts:
+            raise ValueError(f"the stub refuses the text {self.fail_on!r}")
+        return [self.entities(t, labels) for t in texts]
+
+    def entities(self, text: str, labels):
+        from anyner.types import Entity
+
+        if self.phrases is None:
+            word = text.split(" ")[0]
+            return [Entity(0, len(word), word, next(iter(labels)), 0.9)] if word else []
+        found = self.phrases.items() if isinstance(self.phrases, Mapping) else self.phrases
+        ents = []
+        for phrase, label, *score in found:
+            start = text.find(phrase)
+            while start >= 0:
+                ents.append(Entity(start, start + len(phrase), phrase, label, score[0] if score else 0.9))
+                start = text.find(phrase, start + 1)
+        return sorted(ents, key=lambda e: (e.start, -e.end))
+
+
+# ---------------------------------------------------------------------- tiny training runs
+
+TRAIN_SENTENCES = [
+    (["Alice", "lives", "in", "Paris", "."], [[0, 0, "person"], [3, 3, "city"]]),
+    (["Bob", "Smith", "visited", "London", "yesterday", "."], [[0, 1, "person"], [3, 3, "city"]]),
+    (["The", "mayor", "of", "Rome", "met", "Carol", "."], [[3, 3, "city"], [5, 5, "person"]]),
+]
+
+
+def write_train_data(folder: Path) -> Path:
+    """:data:`TRAIN_SENTENCES` as ``folder/train.jsonl`` (GLiNER's JSON lines)."""
+    path = folder / "train.jsonl"
+    with open(path, "w") as f:
+        for words, ner in TRAIN_SENTENCES:
+            f.write(json.dumps({"tokenized_text": words, "ner": ner}) + "\n")
+    return path
+
+
+def tiny_train_config(tmp_path: Path, encoder, dropout=0.0, hidden=32, **train):
+    """A training config on :data:`TRAIN_SENTENCES` (written into ``tmp_path``); ``train``
+    overrides the [train] settings."""
+    from anyner.train.config import config_from_dict
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    settings = dict(
+        steps=150,
+        batch_size=4,
+        lr_encoder=1e-3,
+        lr_others=3e-3,
+        warmup_ratio=0.05,
+        drop_labels=0.0,
+        neg_ratio=0.0,
+        seed=0,
+    )
+    settings.update(train)
+    return config_from_dict(
+        {
+            "model": {
+                "encoder": str(encoder),
+                "hidden_size": hidden,
+                "num_rnn_layers": 1,
+                "dropout": dropout,
+                "max_width": 4,
+            },
+            "data": [{"path": str(write_train_data(tmp_path))}],
+            "train": settings,
+            "output": {"dir": str(tmp_path / "run"), "save_every": 50, "log_every": 20},
+        }
+    )

@@ -49,6 +49,8 @@ from anyner.checkpoint import CheckpointError
 from anyner.model.span import Marker, MarkerV0
 from tests.conftest import shared_dir
 
+pytestmark = pytest.mark.slow  # one model per public config, with full-size embeddings
+
 
 def _reference():
     """The reference package's model module (a test-only peer); skips the test without it."""

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from anyner.decode import Candidates, candidates, greedy
+from tests.conftest import brute_force
 
 
 def cands(*rows):
@@ -61,29 +62,6 @@ def test_same_start_keeps_selection_order():
 
 def test_empty():
     assert greedy(Candidates.concat([]), 0) == []
-
-
-def brute_force(rows, flat, multi_label):
-    """The reference rule, quadratic: compare each candidate with every kept one."""
-    order = sorted(rows, key=lambda r: (-r[3], r[0], r[1] - r[0], r[2]))
-    kept = []
-    for s, e, c, p in order:
-        ok = True
-        for a, b, _, _ in kept:
-            if (a, b) == (s, e):
-                clash = not multi_label
-            elif a >= e or s >= b:
-                clash = False
-            elif flat:
-                clash = True
-            else:
-                clash = not ((a <= s and e <= b) or (s <= a and b <= e))
-            if clash:
-                ok = False
-                break
-        if ok:
-            kept.append((s, e, c, p))
-    return sorted(((s, e, c) for s, e, c, _ in kept), key=lambda x: x[0])
 
 
 @pytest.mark.parametrize("flat", [True, False])

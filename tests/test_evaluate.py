@@ -27,7 +27,7 @@ from anyner.evaluate import (
     scores_from_counts,
     suite_folder,
 )
-from anyner.types import Entity
+from tests.conftest import StubModel
 
 JSON_KEYS = {"precision", "recall", "f1", "sentences", "gold", "predicted"}
 
@@ -115,33 +115,6 @@ def test_whitespace_mapping_keeps_every_word_aligned_span():
 
 
 # ---------------------------------------------------------------------- whole path with a stub model
-
-
-class StubModel:
-    """Finds fixed phrases in the text it reads; records how it was called."""
-
-    def __init__(self, phrases: dict[str, str]):
-        self.phrases = phrases  # phrase -> label it is given
-        self.calls: list[dict] = []
-
-    def _find(self, texts, labels, kwargs, method):
-        self.calls.append({"method": method, "texts": list(texts), "labels": list(labels), **kwargs})
-        out = []
-        for t in texts:
-            ents = []
-            for phrase, label in self.phrases.items():
-                at = t.find(phrase)
-                if at >= 0:
-                    ents.append(Entity(at, at + len(phrase), phrase, label, 0.9))
-            out.append(sorted(ents, key=lambda e: e.start))
-        return out
-
-    def predict_words(self, words, labels, **kwargs):
-        return self._find([" ".join(w) for w in words], labels, kwargs, "words")
-
-    def predict_batch(self, texts, labels, **kwargs):
-        return self._find(texts, labels, kwargs, "batch")
-
 
 RECORDS = [
     # 0: two gold; "Seattle" is predicted with the wrong label.
@@ -316,6 +289,7 @@ def tiny_model_dir(tmp_path_factory, minilm_dir) -> Path:
     return model.save_pretrained(tmp_path_factory.mktemp("tiny_model"))
 
 
+@pytest.mark.slow
 def test_cli_on_real_ood_suite(shared, tiny_model_dir, tmp_path, monkeypatch, capsys):
     ood = shared / "data" / "benchmark" / "ood"
     if not ood.is_dir():

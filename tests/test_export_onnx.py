@@ -29,6 +29,8 @@ from anyner.export_onnx import (
 )
 from tests.conftest import build_reference, check_entities, ood_sample, spread_head
 
+pytestmark = pytest.mark.slow  # ONNX exports and int8 quantization of several models
+
 onnx = pytest.importorskip("onnx", reason="the onnx package is not installed")
 pytest.importorskip("onnxruntime", reason="the onnxruntime package is not installed")
 

@@ -29,10 +29,10 @@ from anyner.checkpoint import CheckpointError
 from anyner.train import Trainer
 from anyner.train.config import config_from_dict
 from anyner.train.loop import STATE_NAME
-from tests.conftest import spread_head
-from tests.test_train import write_data
+from tests.conftest import StubModel, spread_head, write_train_data
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # real training processes killed with SIGKILL
 STEPS, SAVE_EVERY = 24, 3
 
 
@@ -46,6 +46,7 @@ import json, os, sys, time, traceback
 import torch
 from anyner.train import Trainer
 from anyner.train.config import config_from_dict
+
 
 def child(job):
     torch.set_num_threads(1)
@@ -118,7 +119,7 @@ class Runs:
         folder.mkdir(parents=True, exist_ok=True)
         return {
             "model": {"encoder": str(self.encoder), "hidden_size": 32, "num_rnn_layers": 1, "dropout": 0.4, "max_width": 4},
-            "data": [{"path": str(write_data(folder))}],
+            "data": [{"path": str(write_train_data(folder))}],
             "train": {"steps": STEPS, "batch_size": 2, "lr_encoder": 1e-3, "lr_others": 3e-3, "warmup_ratio": 0.05,
                       "drop_labels": 0.5, "neg_ratio": 1.0, "seed": 0},
             "output": {"dir": str(folder / "run"), "save_every": SAVE_EVERY, "keep": 2, "log_every": 1},
@@ -277,7 +278,7 @@ def test_the_cli_killed_mid_checkpoint_resumes_and_refuses_a_damaged_checkpoint(
     """``python -m anyner.cli train`` killed while writing its second checkpoint; ``--resume`` (in-process)."""
     from anyner import cli
 
-    write_data(tmp_path)
+    write_train_data(tmp_path)
     config = tmp_path / "train.toml"
     config.write_text(
         f'[model]\nencoder = "{tiny_bert_dir}"\nhidden_size = 32\nnum_rnn_layers = 0\nmax_width = 4\n'
@@ -314,11 +315,11 @@ def test_the_cli_killed_mid_checkpoint_resumes_and_refuses_a_damaged_checkpoint(
     )
 
 
-def tiny_train_config(tmp_path, encoder, **output):
+def nine_step_config(tmp_path, encoder, **output):
     return config_from_dict(
         {
             "model": {"encoder": str(encoder), "hidden_size": 32, "num_rnn_layers": 0, "max_width": 4},
-            "data": [{"path": str(write_data(tmp_path))}],
+            "data": [{"path": str(write_train_data(tmp_path))}],
             "train": {"steps": 9, "batch_size": 2, "warmup_ratio": 0.0},
             "output": {"dir": str(tmp_path / "run"), "save_every": 3, "log_every": 100, **output},
         }
@@ -328,14 +329,14 @@ def tiny_train_config(tmp_path, encoder, **output):
 def test_a_damaged_training_checkpoint_stops_resume_with_a_clear_error(tmp_path, tiny_bert_dir):
     """No silent fall-back: the error names the checkpoint, the file, the problem and the way back."""
     quiet = dict(progress=False, log=lambda m: None)
-    Trainer(tiny_train_config(tmp_path, tiny_bert_dir), **quiet).fit(until_step=6)
+    Trainer(nine_step_config(tmp_path, tiny_bert_dir), **quiet).fit(until_step=6)
     ckpts = tmp_path / "run" / "checkpoints"
     state, weights = ckpts / "step-00000006" / STATE_NAME, ckpts / "step-00000006" / "model.safetensors"
     good_state, good_weights = state.read_bytes(), weights.read_bytes()
 
     def resume_error() -> str:
         with pytest.raises(CheckpointError) as info:
-            Trainer(tiny_train_config(tmp_path, tiny_bert_dir), **quiet).fit(resume=True)
+            Trainer(nine_step_config(tmp_path, tiny_bert_dir), **quiet).fit(resume=True)
         return str(info.value)
 
     state.write_bytes(good_state[: len(good_state) // 2])
@@ -353,7 +354,7 @@ def test_a_damaged_training_checkpoint_stops_resume_with_a_clear_error(tmp_path,
     assert f"cannot read weights from {weights}" in message and "step-00000006" in message
     weights.write_bytes(good_weights)
 
-    other = tiny_train_config(tmp_path, tiny_bert_dir)
+    other = nine_step_config(tmp_path, tiny_bert_dir)
     other.model.network = dataclasses.replace(
         other.model.network, hidden_size=64
     )  # the config changed since the checkpoint was written
@@ -364,7 +365,7 @@ def test_a_damaged_training_checkpoint_stops_resume_with_a_clear_error(tmp_path,
     state.write_bytes(b"damaged")
     shutil.rmtree(ckpts / "step-00000006")
     logs: list[str] = []
-    trainer = Trainer(tiny_train_config(tmp_path, tiny_bert_dir), progress=False, log=logs.append)
+    trainer = Trainer(nine_step_config(tmp_path, tiny_bert_dir), progress=False, log=logs.append)
     trainer.fit(resume=True)
     assert f"resumed from {ckpts / 'step-00000003'} at step 3" in logs and trainer.step == 9
 
@@ -611,22 +612,19 @@ def test_a_request_the_model_fails_on_gets_500_and_the_batch_around_it_is_served
         assert client.get("/health").json() == {"status": "ok", "queued": 0}
 
 
-class Stub:
-    """``predict_batch`` without a network; blocks on ``gate`` in its first call."""
+class FirstLetter(StubModel):
+    """Finds the first letter of each text; every call waits for ``gate``."""
 
     def __init__(self):
-        self.gate, self.calls = threading.Event(), []
+        super().__init__(gate=threading.Event())
 
-    def predict_batch(self, texts, labels, batch_size=8, **kw):
-        self.calls.append(list(texts))
-        if len(self.calls) == 1:
-            assert self.gate.wait(30)
-        return [[Entity(0, 1, t[:1], labels[0], 0.9)] for t in texts]
+    def entities(self, text, labels):
+        return [Entity(0, 1, text[:1], labels[0], 0.9)]
 
 
 def test_a_caller_that_goes_away_does_not_stop_the_worker(serve):
     """Before the fix the worker set the result of a cancelled future, died, and left the rest waiting."""
-    stub = Stub()
+    stub = FirstLetter()
 
     async def scenario():
         batcher = serve.MicroBatcher(stub, max_wait_ms=50)
@@ -647,11 +645,12 @@ def test_a_caller_that_goes_away_does_not_stop_the_worker(serve):
         batcher.close()
 
     asyncio.run(scenario())
-    assert ["gone"] not in stub.calls and ["stays"] in stub.calls
+    texts = [call["texts"] for call in stub.calls]
+    assert ["gone"] not in texts and ["stays"] in texts
 
 
 def test_requests_queued_when_the_batcher_closes_get_an_error_not_a_hang(serve):
-    stub = Stub()
+    stub = FirstLetter()
 
     async def scenario():
         batcher = serve.MicroBatcher(stub)

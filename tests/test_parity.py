@@ -13,6 +13,8 @@ import pytest
 from anyner import AnyNER
 from tests.conftest import build_reference, ood_sample
 
+pytestmark = pytest.mark.slow  # builds reference models and compares hundreds of sentences
+
 gliner = pytest.importorskip("gliner", reason="the reference gliner package is not installed")
 
 TOL = 1e-4

@@ -56,8 +56,7 @@ from hypothesis import strategies as st
 
 from anyner import AnyNER, Entity, cli
 from anyner.decode import Candidates, greedy
-from tests.conftest import check_entities, spread_head
-from tests.test_decode import brute_force
+from tests.conftest import brute_force, check_entities, spread_head
 
 # ---------------------------------------------------------------------- hypothesis profiles
 
@@ -502,7 +501,7 @@ def test_threshold_errors_name_the_problem(small):
 def test_multi_label_decoding_is_not_quadratic_in_labels():
     """Bug: with multi_label, greedy stored a kept span once per label, and each clash check
     scanned them all: 1,000 labels on a 14-word text took over a minute. Each span is now
-    stored once; the choice is the same (checked against test_decode's brute force)."""
+    stored once; the choice is the same (checked against the brute force in conftest.py)."""
     rng = np.random.default_rng(0)
 
     def all_spans(n: int, n_labels: int) -> Candidates:

@@ -22,10 +22,10 @@ with warnings.catch_warnings():  # starlette's notice that it prefers httpx2 to 
     warnings.filterwarnings("ignore", message=".*httpx", category=UserWarning)
     from fastapi.testclient import TestClient
 
-from anyner import AnyNER, Entity, serve  # noqa: E402
+from anyner import AnyNER, serve  # noqa: E402
 from anyner.cli import _parser  # noqa: E402
 from anyner.serve import BodyLimit, Limits, MicroBatcher, create_app  # noqa: E402
-from tests.conftest import spread_head
+from tests.conftest import StubModel, spread_head
 
 TEXT = "Bill Gates founded Microsoft on April 4, 1975 in Albuquerque, New Mexico."
 LABELS = ["person", "organization", "date", "location"]
@@ -43,37 +43,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-class StubModel:
-    """``predict_batch`` without a network: the first word of each text, with the first label.
-
-    It records its calls, raises ValueError for the text "boom", and with a ``gate``
-    blocks in each call until the gate is set (``started`` is set when a call begins).
-    """
-
-    config = SimpleNamespace(name="stub", encoder="none", max_len=384)
-    max_tokens = 512
-
-    def __init__(self, gate: threading.Event | None = None):
-        self.calls: list[dict] = []
-        self.gate, self.started = gate, threading.Event()
-
-    def predict_batch(self, texts, labels, batch_size=8, threshold=0.5, flat=True, multi_label=False):
-        self.calls.append(
-            dict(texts=list(texts), labels=labels, threshold=threshold, flat=flat, multi_label=multi_label)
-        )
-        self.started.set()
-        if self.gate is not None:
-            assert self.gate.wait(30), "the test never opened the gate"
-        if "boom" in texts:
-            raise ValueError("the stub refuses the text 'boom'")
-        first = next(iter(labels))
-        out = []
-        for t in texts:
-            word = t.split(" ")[0]
-            out.append([Entity(0, len(word), word, first, 0.9)] if word else [])
-        return out
 
 
 def client_for(model, **options) -> TestClient:
@@ -281,20 +250,6 @@ def test_page_is_self_contained():
 REQUEST_FIELDS = {"text", "texts", "labels", "threshold", "flat", "nested", "multi_label", "html"}
 
 
-class CountingStub:
-    """A model that records its calls and finds nothing."""
-
-    config = SimpleNamespace(name="stub", encoder="none", max_len=384)
-    max_tokens = 512
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def predict_batch(self, texts, labels, **kwargs):
-        self.calls += 1
-        return [[] for _ in texts]
-
-
 def test_request_bodies_name_no_files():
     """The request models hold texts, labels and options only: nothing that could name a path,
     a model or a URL. A new field fails here until it is reviewed. (From test_safety.py: the one
@@ -306,14 +261,14 @@ def test_request_bodies_name_no_files():
         for name, field in fields.items():
             assert "Path" not in repr(field.annotation), name
         assert all(model.model_config.get("extra") == "forbid" for model in models)
-    with client_for(CountingStub()) as client:
+    with client_for(StubModel({})) as client:
         schemas = client.get("/openapi.json").json()["components"]["schemas"]
     body = {*schemas["TextRequest"]["properties"], *schemas["BatchRequest"]["properties"]}
     assert body == REQUEST_FIELDS
 
 
 def test_routes_take_no_path_parameters():
-    app = create_app(CountingStub())
+    app = create_app(StubModel({}))
     paths = {getattr(r, "path", None) for r in app.routes}
     assert not [p for p in paths if p and "{" in p], "a route with a path parameter could name a file"
     assert paths <= {"/", "/app.js", "/health", "/v1/model", "/v1/entities", "/docs", "/redoc",
@@ -322,12 +277,12 @@ def test_routes_take_no_path_parameters():
 
 @pytest.mark.parametrize("field", ["model", "path", "file", "output", "cache_dir", "url"])
 def test_file_naming_fields_are_refused(field):
-    stub = CountingStub()
+    stub = StubModel({})
     with TestClient(create_app(stub)) as client:
         r = client.post("/v1/entities", json={"text": "a", "labels": ["x"], field: "/etc/passwd"})
         assert r.status_code == 422 and "extra" in r.text.lower()
         assert client.post("/v1/entities", json={"text": "a", "labels": ["x"]}).status_code == 200
-    assert stub.calls == 1, "only the valid request reached the model"
+    assert len(stub.calls) == 1, "only the valid request reached the model"
 
 
 # ---------------------------------------------------------------------- the schema says what is accepted
@@ -336,14 +291,14 @@ def test_file_naming_fields_are_refused(field):
 def body_validator(limits: Limits | None = None):
     """A JSON Schema validator of the app's published request body (OpenAPI 3.1 is JSON Schema 2020-12)."""
     jsonschema = pytest.importorskip("jsonschema", reason="the schema checks need jsonschema")
-    with client_for(CountingStub(), limits=limits or Limits()) as client:
+    with client_for(StubModel({}), limits=limits or Limits()) as client:
         doc = client.get("/openapi.json").json()
     body = doc["paths"]["/v1/entities"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     return jsonschema.Draft202012Validator({**body, "components": doc["components"]})
 
 
 def test_the_body_schema_is_one_text_or_a_batch():
-    with client_for(CountingStub()) as client:
+    with client_for(StubModel({})) as client:
         doc = client.get("/openapi.json").json()
     post = doc["paths"]["/v1/entities"]["post"]
     refs = [x["$ref"] for x in post["requestBody"]["content"]["application/json"]["schema"]["oneOf"]]
@@ -428,17 +383,17 @@ BODIES = [  # what the schema says and what the server answers must agree on eac
 @pytest.mark.parametrize("body", BODIES)
 def test_the_schema_and_the_server_agree(body):
     validator = body_validator(LIMITS)
-    stub = CountingStub()
+    stub = StubModel({})
     with client_for(stub, limits=LIMITS) as client:
         r = client.post("/v1/entities", json=body)
     assert r.status_code in (200, 422), r.text
     assert validator.is_valid(body) == (r.status_code == 200), r.text
     if r.status_code == 422:
-        assert stub.calls == 0 or (isinstance(body, dict) and body.get("texts") == [])
+        assert len(stub.calls) == 0 or (isinstance(body, dict) and body.get("texts") == [])
 
 
 def test_what_the_schema_cannot_say_is_a_422_naming_it():
-    stub = CountingStub()
+    stub = StubModel({})
     validator = body_validator()
     with client_for(stub) as client:
         body = {"text": "a", "labels": ["person"], "threshold": {"nobody": 0.5}}
@@ -451,11 +406,11 @@ def test_what_the_schema_cannot_say_is_a_422_naming_it():
             "/v1/entities", content=json.dumps(body), headers={"content-type": "application/json"}
         )
         assert r.status_code == 422 and "lone surrogate" in r.text
-    assert stub.calls == 0
+    assert len(stub.calls) == 0
 
 
 def test_neither_text_nor_texts_is_named():
-    with client_for(CountingStub()) as client:
+    with client_for(StubModel({})) as client:
         for body in ({"labels": ["a"]}, {"text": "a", "texts": ["b"], "labels": ["a"]}, ["a"]):
             r = client.post("/v1/entities", json=body)
             assert r.status_code == 422
@@ -594,7 +549,7 @@ def test_limits_and_batcher_reject_bad_settings():
 
 def test_concurrent_requests_are_micro_batched_and_grouped():
     gate = threading.Event()
-    stub = StubModel(gate)
+    stub = StubModel(gate=gate)
     with client_for(stub, batch_size=32, max_wait_ms=50) as client:
         post = lambda body: client.post("/v1/entities", json=body)  # noqa: E731
         first = in_thread(post, {"text": "first", "labels": ["a"]})
@@ -634,7 +589,7 @@ def test_concurrent_requests_are_micro_batched_and_grouped():
 
 def test_batches_hold_at_most_batch_size_texts():
     gate = threading.Event()
-    stub = StubModel(gate)
+    stub = StubModel(gate=gate)
     with client_for(stub, batch_size=2, max_wait_ms=50) as client:
         post = lambda text: client.post("/v1/entities", json={"text": text, "labels": ["a"]})  # noqa: E731
         first = in_thread(post, "first")
@@ -648,7 +603,7 @@ def test_batches_hold_at_most_batch_size_texts():
 
 def test_a_full_queue_answers_503_with_retry_after():
     gate = threading.Event()
-    stub = StubModel(gate)
+    stub = StubModel(gate=gate)
     with client_for(stub, queue_size=1, max_wait_ms=0) as client:
         post = lambda text: client.post("/v1/entities", json={"text": text, "labels": ["a"]})  # noqa: E731
         running = in_thread(post, "running")
@@ -666,7 +621,7 @@ def test_a_full_queue_answers_503_with_retry_after():
 
 def test_a_model_error_fails_only_its_request():
     gate = threading.Event()
-    stub = StubModel(gate)
+    stub = StubModel(gate=gate, fail_on="boom")
     with client_for(stub, max_wait_ms=50) as client:
         post = lambda text: client.post("/v1/entities", json={"text": text, "labels": ["a"]})  # noqa: E731
         first = in_thread(post, "first")
@@ -707,7 +662,7 @@ def test_real_model_errors_are_422(tiny_model):
 
 def test_the_model_runs_off_the_event_loop():
     gate = threading.Event()
-    stub = StubModel(gate)
+    stub = StubModel(gate=gate)
     with client_for(stub) as client:
         blocked = in_thread(client.post, "/v1/entities", json={"text": "slow", "labels": ["a"]})
         assert stub.started.wait(10)

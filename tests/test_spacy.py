@@ -12,16 +12,16 @@ import pytest
 
 spacy = pytest.importorskip("spacy", reason='spaCy is not installed (pip install "anyner[spacy]")')
 
-from anyner import Entity  # noqa: E402
 from anyner.pipeline import AnyNER  # noqa: E402
 from anyner.spacy import AnyNERComponent, make_anyner  # noqa: E402
+from tests.conftest import StubModel  # noqa: E402
 
 BILL = "Bill Gates founded Microsoft on April 4, 1975."
 BILL_LABELS = ["person", "organization", "date"]
 
 # spaCy keeps "BillGates" and "Microsoft.com" as one token and "Yorkers" whole
 TRICKY = "I met BillGates and Ann Lee at Microsoft.com, New Yorkers said."
-FOUND = [  # what the fake model finds in TRICKY: (text, label, score)
+FOUND = [  # what the stub model finds in TRICKY: (text, label, score)
     ("Ann Lee", "person", 0.95),
     ("Bill", "person", 0.9),  # inside the token "BillGates"
     ("Microsoft", "organization", 0.85),  # inside "Microsoft.com"
@@ -30,34 +30,12 @@ FOUND = [  # what the fake model finds in TRICKY: (text, label, score)
 ]
 
 
-class FakeModel:
-    """``predict_batch`` without a network: every occurrence of the phrases it is given.
-
-    It records each call's texts and batch size, to check how the component batches.
-    """
-
-    def __init__(self, found=FOUND):
-        self.found = found
-        self.calls: list[tuple[list[str], int]] = []
-
-    def predict_batch(self, texts, labels, batch_size=8, threshold=0.5, flat=True, multi_label=False):
-        self.calls.append((list(texts), batch_size))
-        out = []
-        for text in texts:
-            ents = []
-            for phrase, label, score in self.found:
-                start = text.find(phrase)
-                while start >= 0:
-                    ents.append(Entity(start, start + len(phrase), phrase, label, score))
-                    start = text.find(phrase, start + 1)
-            out.append(sorted(ents, key=lambda e: (e.start, -e.end)))
-        return out
-
-
 @pytest.fixture
-def fake(monkeypatch) -> FakeModel:
-    """``nlp.add_pipe("anyner", config={"model": "fake", ...})`` gets a FakeModel."""
-    model = FakeModel()
+def fake(monkeypatch) -> StubModel:
+    """``nlp.add_pipe("anyner", config={"model": "fake", ...})`` gets a stub model that finds
+    every occurrence of the phrases of FOUND (``fake.phrases``); it records each call's texts
+    and batch size, to check how the component batches."""
+    model = StubModel(FOUND)
 
     def load(name=None, **kwargs):
         assert name == "fake"
@@ -132,7 +110,7 @@ def test_clean_doc_has_an_empty_drop_list_and_no_warning(fake, caplog):
 
 
 def test_nested_fills_doc_spans_and_leaves_ents_alone(fake):
-    fake.found = [*FOUND, ("Ann", "person", 0.6), ("Microsoft.com", "organization", 0.5)]
+    fake.phrases = [*FOUND, ("Ann", "person", 0.6), ("Microsoft.com", "organization", 0.5)]
     nlp, _ = pipeline(nested=True, spans_key="found")
     doc = nlp(TRICKY)
     assert doc.ents == ()
@@ -153,7 +131,7 @@ def test_existing_entities_are_kept_unless_overwrite_ents(fake):
         (False, [("Ann Lee", "PERSON", None), ("Microsoft.com", "organization", 0.85)]),
         (True, [("Ann Lee", "person", 0.95), ("Microsoft.com", "organization", 0.85)]),
     ]:
-        fake.found = [("Ann Lee", "person", 0.95), ("Microsoft", "organization", 0.85)]
+        fake.phrases = [("Ann Lee", "person", 0.95), ("Microsoft", "organization", 0.85)]
         nlp = spacy.blank("en")
         nlp.add_pipe("entity_ruler").add_patterns([{"label": "PERSON", "pattern": "Ann Lee"}])
         nlp.add_pipe(
@@ -174,8 +152,8 @@ def test_pipe_batches_docs_and_equals_one_doc_at_a_time(fake):
     one_by_one = [nlp(t) for t in texts]
     fake.calls.clear()
     piped = list(nlp.pipe(texts, batch_size=4))
-    assert [len(call[0]) for call in fake.calls] == [4, 2]  # one predict_batch per group of docs
-    assert {call[1] for call in fake.calls} == {3}  # the component's batch_size is the model's
+    assert [len(call["texts"]) for call in fake.calls] == [4, 2]  # one predict_batch per group of docs
+    assert {call["batch_size"] for call in fake.calls} == {3}  # the component's batch_size is the model's
     assert [d.text for d in piped] == texts
     for a, b in zip(one_by_one, piped, strict=True):
         assert ents(a) == ents(b) and dropped(a) == dropped(b)

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import shared_dir
 
 from anyner.data import (
     ReadError,
@@ -20,6 +19,7 @@ from anyner.data import (
     read_examples,
     tags_to_spans,
 )
+from tests.conftest import shared_dir
 
 DATA = ((shared_dir() or Path(__file__).resolve().parents[2].parent / "shared") / "data").resolve()
 

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import shared_dir
 
 from anyner.data import load_label_map, read_examples
 from anyner.data.stream import index_examples
+from tests.conftest import shared_dir
 
 DATA = ((shared_dir() or Path(__file__).resolve().parents[2].parent / "shared") / "data").resolve()
 

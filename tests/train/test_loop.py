@@ -1,4 +1,5 @@
-"""Training: overfit a tiny model (after spaCy's test_overfitting_IO), exact resume, config errors."""
+"""Training: overfit a tiny model (after spaCy's test_overfitting_IO), exact resume, checkpoints, periodic
+evaluation, EMA."""
 
 from __future__ import annotations
 
@@ -8,51 +9,8 @@ import pytest
 import torch
 
 from anyner import AnyNER
-from anyner.train import Trainer, load_train_config
-from anyner.train.config import config_from_dict
-
-SENTENCES = [
-    (["Alice", "lives", "in", "Paris", "."], [[0, 0, "person"], [3, 3, "city"]]),
-    (["Bob", "Smith", "visited", "London", "yesterday", "."], [[0, 1, "person"], [3, 3, "city"]]),
-    (["The", "mayor", "of", "Rome", "met", "Carol", "."], [[3, 3, "city"], [5, 5, "person"]]),
-]
-
-
-def write_data(folder):
-    path = folder / "train.jsonl"
-    with open(path, "w") as f:
-        for words, ner in SENTENCES:
-            f.write(json.dumps({"tokenized_text": words, "ner": ner}) + "\n")
-    return path
-
-
-def tiny_config(tmp_path, encoder, dropout=0.0, hidden=32, **train):
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    settings = dict(
-        steps=150,
-        batch_size=4,
-        lr_encoder=1e-3,
-        lr_others=3e-3,
-        warmup_ratio=0.05,
-        drop_labels=0.0,
-        neg_ratio=0.0,
-        seed=0,
-    )
-    settings.update(train)
-    return config_from_dict(
-        {
-            "model": {
-                "encoder": str(encoder),
-                "hidden_size": hidden,
-                "num_rnn_layers": 1,
-                "dropout": dropout,
-                "max_width": 4,
-            },
-            "data": [{"path": str(write_data(tmp_path))}],
-            "train": settings,
-            "output": {"dir": str(tmp_path / "run"), "save_every": 50, "log_every": 20},
-        }
-    )
+from anyner.train import Trainer
+from tests.conftest import TRAIN_SENTENCES, tiny_train_config
 
 
 def gold(words, ner):
@@ -63,7 +21,7 @@ def gold(words, ner):
 
 def f1_on_sentences(model):
     correct = predicted = total = 0
-    for words, ner in SENTENCES:
+    for words, ner in TRAIN_SENTENCES:
         want, text = gold(words, ner)
         got = {(e.start, e.end, e.label) for e in model.predict(text, ["person", "city"])}
         correct += len(want & got)
@@ -73,6 +31,7 @@ def f1_on_sentences(model):
     return 2 * p * r / max(1e-9, p + r)
 
 
+@pytest.mark.slow
 def test_overfitting_then_save_and_reload(tmp_path, minilm_dir):
     """A pretrained encoder learns three sentences to F1 = 1.0 and keeps it through save and reload.
 
@@ -81,7 +40,7 @@ def test_overfitting_then_save_and_reload(tmp_path, minilm_dir):
     and leaves it at a step that varies with the random draws: with the head at 3e-3 that
     was anywhere from step 180 to past 300; at 1e-3, by step 140 for seeds 0, 1 and 2.)
     """
-    cfg = tiny_config(
+    cfg = tiny_train_config(
         tmp_path, minilm_dir, hidden=128, steps=250, batch_size=3, lr_encoder=1e-4, lr_others=1e-3
     )
     trainer = Trainer(cfg, progress=False, log=lambda m: None)
@@ -91,7 +50,7 @@ def test_overfitting_then_save_and_reload(tmp_path, minilm_dir):
     assert f1_on_sentences(model) == 1.0
     reloaded = AnyNER.from_pretrained(tmp_path / "run" / "model")
     assert f1_on_sentences(reloaded) == 1.0
-    text = " ".join(SENTENCES[0][0])
+    text = " ".join(TRAIN_SENTENCES[0][0])
     assert reloaded.predict(text, ["person", "city"]) == model.predict(text, ["person", "city"])
 
 
@@ -103,7 +62,7 @@ def test_resume_ends_with_the_same_weights(tmp_path, tiny_bert_dir):
 
     def trainer(folder):
         return Trainer(
-            tiny_config(tmp_path / folder, tiny_bert_dir, **kw), progress=False, log=lambda m: None
+            tiny_train_config(tmp_path / folder, tiny_bert_dir, **kw), progress=False, log=lambda m: None
         )
 
     uninterrupted = trainer("a")
@@ -126,7 +85,7 @@ def test_resume_ends_with_the_same_weights(tmp_path, tiny_bert_dir):
 
 
 def test_checkpoints_keep_last_k_and_ignore_half_written(tmp_path, tiny_bert_dir):
-    cfg = tiny_config(tmp_path, tiny_bert_dir, steps=6)
+    cfg = tiny_train_config(tmp_path, tiny_bert_dir, steps=6)
     cfg.output.save_every, cfg.output.keep = 2, 2
     trainer = Trainer(cfg, progress=False, log=lambda m: None)
     trainer.fit()
@@ -137,29 +96,11 @@ def test_checkpoints_keep_last_k_and_ignore_half_written(tmp_path, tiny_bert_dir
     assert trainer.latest_checkpoint().name == "step-00000006"
 
 
-def test_config_errors_name_the_setting(tmp_path):
-    bad = tmp_path / "bad.toml"
-    bad.write_text('[train]\nsteps = 0\n[[data]]\npath = "x.jsonl"\n')
-    with pytest.raises(ValueError, match=r"bad\.toml: train\.steps must be a positive integer"):
-        load_train_config(bad)
-    bad.write_text('[train]\nstepz = 3\n[[data]]\npath = "x.jsonl"\n')
-    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['stepz'\]"):
-        load_train_config(bad)
-    bad.write_text("[train\n")
-    with pytest.raises(ValueError, match="not valid TOML"):
-        load_train_config(bad)
-    good = tmp_path / "good.toml"
-    good.write_text('[[data]]\npath = "data/x.jsonl"\n[output]\ndir = "runs/a"\n')
-    cfg = load_train_config(good)
-    assert cfg.data[0].path == str(tmp_path / "data" / "x.jsonl")
-    assert cfg.output.dir == str(tmp_path / "runs" / "a")
-
-
 def write_benchmark(folder):
     """The training sentences as a benchmark folder (test.json + labels.json, character offsets)."""
     folder.mkdir(parents=True, exist_ok=True)
     records = []
-    for words, ner in SENTENCES:
+    for words, ner in TRAIN_SENTENCES:
         spans, text = gold(words, ner)
         entities = [{"name": text[s:e], "type": lab, "pos": [s, e]} for s, e, lab in sorted(spans)]
         records.append({"sentence": text, "entities": entities})
@@ -173,9 +114,11 @@ def test_periodic_evaluation_is_logged_and_does_not_change_training(tmp_path, ti
 
     bench = write_benchmark(tmp_path / "bench")
     kw = dict(steps=6, batch_size=2, drop_labels=0.5, neg_ratio=1.0, dropout=0.4)
-    plain = Trainer(tiny_config(tmp_path / "a", tiny_bert_dir, **kw), progress=False, log=lambda m: None)
+    plain = Trainer(
+        tiny_train_config(tmp_path / "a", tiny_bert_dir, **kw), progress=False, log=lambda m: None
+    )
     plain.fit()
-    cfg = tiny_config(tmp_path / "b", tiny_bert_dir, **kw)
+    cfg = tiny_train_config(tmp_path / "b", tiny_bert_dir, **kw)
     cfg.eval.data, cfg.eval.every, cfg.eval.limit = [str(bench)], 2, None
     logged = []
     trainer = Trainer(cfg, progress=False, log=logged.append)
@@ -198,7 +141,9 @@ def test_periodic_evaluation_is_logged_and_does_not_change_training(tmp_path, ti
 
 def test_ema_averages_the_trajectory_and_is_what_gets_exported(tmp_path, tiny_bert_dir):
     kw = dict(steps=3, batch_size=2, neg_ratio=1.0)
-    raw = Trainer(tiny_config(tmp_path / "raw", tiny_bert_dir, **kw), progress=False, log=lambda m: None)
+    raw = Trainer(
+        tiny_train_config(tmp_path / "raw", tiny_bert_dir, **kw), progress=False, log=lambda m: None
+    )
     expected = {n: p.detach().clone() for n, p in raw.net.named_parameters()}
     decay = 0.6
     for step in (1, 2, 3):
@@ -206,7 +151,7 @@ def test_ema_averages_the_trajectory_and_is_what_gets_exported(tmp_path, tiny_be
         for n, p in raw.net.named_parameters():
             expected[n] = decay * expected[n] + (1 - decay) * p.detach()
     trainer = Trainer(
-        tiny_config(tmp_path / "ema", tiny_bert_dir, ema_decay=decay, **kw),
+        tiny_train_config(tmp_path / "ema", tiny_bert_dir, ema_decay=decay, **kw),
         progress=False,
         log=lambda m: None,
     )
@@ -220,71 +165,3 @@ def test_ema_averages_the_trajectory_and_is_what_gets_exported(tmp_path, tiny_be
         torch.testing.assert_close(exported[n], want, rtol=1e-5, atol=1e-6, msg=n)
         moved += not torch.allclose(want, params[n])
     assert moved > 0, "the exported weights are the average, not the last step's"
-
-
-def test_label_names_offer_broader_names_only_when_safe():
-    from anyner.train.sampling import LabelNames
-
-    names = LabelNames(
-        synonyms={"politician": ["statesman"], "company": ["firm", "person"]},
-        broader={"politician": ["person"], "athlete": ["person"]},
-    )
-    assert names.choices("politician", {"politician", "city"}, True) == ["statesman", "person"]
-    # another gold type falls under "person": calling politicians "person" would make athletes negatives
-    assert names.choices("politician", {"politician", "athlete"}, True) == ["statesman"]
-    assert names.choices("politician", {"politician", "person"}, True) == ["statesman"]
-    # a negative label takes synonyms only, and never the name of a gold label
-    assert names.choices("politician", {"city"}, False) == ["statesman"]
-    assert names.choices("company", {"person"}, False) == ["firm"]
-
-
-def test_packaged_label_names_load_and_bad_files_are_named(tmp_path):
-    from anyner.train.sampling import LabelNames
-
-    names = LabelNames.load()
-    assert "organisation" in names.synonyms["organization"]
-    assert "person" in names.broader["politician"]
-    bad = tmp_path / "names.json"
-    bad.write_text(json.dumps({"synonyms": {"person": "human"}}))
-    with pytest.raises(ValueError, match=r"names\.json.*'synonyms' must map"):
-        LabelNames.load(bad)
-
-
-def test_renamed_labels_keep_their_spans_and_are_deterministic(tmp_path, tiny_bert_dir):
-    from anyner.train.sampling import Mix, load_corpora
-
-    cfg = tiny_config(tmp_path, tiny_bert_dir, rename_labels=1.0, neg_ratio=0.0)
-    names = tmp_path / "names.json"
-    names.write_text(json.dumps({"synonyms": {"person": ["human"], "city": ["town"]}}))
-    cfg.train.label_names = str(names)
-    corpora = load_corpora(cfg.data, 0, lambda m: None)
-    mix = Mix(corpora, cfg.train, 4)
-    plain = Mix(corpora, tiny_config(tmp_path / "p", tiny_bert_dir, neg_ratio=0.0).train, 4)
-    for step in range(20):
-        item, again, base = mix.item(0, step, 0), mix.item(0, step, 0), plain.item(0, step, 0)
-        assert (item.labels, item.spans) == (again.labels, again.spans)
-        rename = {"person": "human", "city": "town"}
-        assert item.labels == [rename[lab] for lab in base.labels]
-        assert item.spans == base.spans
-
-
-def test_batches_mix_corpora_unless_told_one_corpus_per_batch(tmp_path, tiny_bert_dir):
-    from anyner.train.sampling import Corpus, Mix
-    from anyner.types import Example, Span
-
-    corpora = [
-        Corpus(name, [Example(words=[name, "x"], spans=[Span(0, 1, f"{name} type")])], 1.0)
-        for name in ("alpha", "beta", "gamma")
-    ]
-
-    def sources(mix_corpora):
-        settings = tiny_config(tmp_path, tiny_bert_dir, mix_corpora=mix_corpora).train
-        mix = Mix(corpora, settings, 4)
-        return [{mix.item(0, step, slot).words[0] for slot in range(8)} for step in range(30)]
-
-    mixed, single = sources(True), sources(False)
-    assert all(len(s) == 1 for s in single)  # one corpus per batch
-    assert len({next(iter(s)) for s in single}) == 3  # and every corpus gets batches
-    assert sum(len(s) > 1 for s in mixed) >= 25  # mixed: batches draw from several corpora
-    with pytest.raises(ValueError, match="mix_corpora must be true or false"):
-        tiny_config(tmp_path, tiny_bert_dir, mix_corpora="no")
