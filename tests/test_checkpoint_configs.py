@@ -49,7 +49,8 @@ from anyner.checkpoint import CheckpointError
 from anyner.model.span import Marker, MarkerV0
 from tests.conftest import shared_dir
 
-pytestmark = pytest.mark.slow  # one model per public config, with full-size embeddings
+# Marked slow: every test that uses the fake Hub (one model per public config, with full-size
+# embeddings); the coverage check of the folder runs in the fast subset.
 
 
 def _reference():
@@ -257,6 +258,7 @@ def workdir(tmp_path_factory):
     shutil.rmtree(path, ignore_errors=True)  # hundreds of MB per weights file: never leave them behind
 
 
+@pytest.mark.slow
 def test_fake_backbones_resolve_offline(fake_hub):
     """The fake cache answers like a real one, by Hub id, with the real geometry."""
     from transformers import AutoConfig, AutoTokenizer
@@ -480,6 +482,7 @@ def test_every_file_is_covered():
     assert counts == {"span": 24, "variant": 4, "unreadable": 12}, counts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", _added_tokens_params())
 def test_added_tokens_files_match_the_fake_backbone(path, fake_hub):
     """The published added_tokens files give the same ids as the fake tokenizer plus GLiNER's tokens."""
@@ -503,6 +506,7 @@ def test_added_tokens_files_match_the_fake_backbone(path, fake_hub):
         assert (raw["class_token_index"], raw["vocab_size"]) == (published["<<ENT>>"], len(tok))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", _params("unreadable"))
 def test_unreadable_config_is_refused(path, workdir, fake_hub):
     """Partial excerpts and the invalid third-party file: CheckpointError naming the file."""
@@ -520,6 +524,7 @@ def test_unreadable_config_is_refused(path, workdir, fake_hub):
     assert "line " in message  # the position json reports, so the user can find the fault
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", _params("variant"))
 def test_other_variant_is_refused(path, workdir, fake_hub):
     """Token-level (and other non-span) configs: NotImplementedError naming the field and its value."""
@@ -542,6 +547,7 @@ def test_other_variant_is_refused(path, workdir, fake_hub):
         reference.UniEncoderSpanConfig(**{k: v for k, v in raw.items() if k != "model_type"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", _params("span"))
 def test_span_config_loads(path, workdir, fake_hub, weights_cache, hub_tokenizers, skeletons):
     """Folder = the exact config file + random weights of the shapes the reference derives from it.

@@ -425,6 +425,7 @@ def test_train_on_a_missing_or_bad_config_is_one_line_and_status_2(tmp_path, cap
     assert capsys.readouterr().err == "anyner: error: --until-step must be a positive integer, got 0\n"
 
 
+@pytest.mark.slow
 def test_train_on_a_missing_config_in_a_real_process_prints_no_traceback(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "anyner.cli", "train", "nonexist.toml"],

@@ -29,8 +29,8 @@ from anyner.export_onnx import (
 )
 from tests.conftest import build_reference, check_entities, ood_sample, spread_head
 
-pytestmark = pytest.mark.slow  # ONNX exports and int8 quantization of several models
-
+# Marked slow: every test that uses an exported model (each export fixture, and int8 quantization,
+# takes seconds); the others run in the fast subset.
 onnx = pytest.importorskip("onnx", reason="the onnx package is not installed")
 pytest.importorskip("onnxruntime", reason="the onnxruntime package is not installed")
 
@@ -132,6 +132,7 @@ def compare(torch_model: AnyNER, onnx_model: AnyNER, sample) -> tuple[int, float
     return n, worst
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["small", "small_rnn_cli", "ref_v21_onnx", "ref_v0_onnx"])
 def test_fp32_onnx_gives_the_torch_entities(which, request, shared):
     torch_model, folder, *_ = request.getfixturevalue(which)
@@ -144,6 +145,7 @@ def test_fp32_onnx_gives_the_torch_entities(which, request, shared):
     print(f"{which}: {n} entities identical, max |delta score| = {worst:.2e}")
 
 
+@pytest.mark.slow
 def test_rnn_batch_of_mixed_lengths_is_exact(small_rnn_cli):
     """The BiLSTM runs over each row's own words: one ONNX LSTM with sequence_lens."""
     model, folder, _ = small_rnn_cli
@@ -163,6 +165,7 @@ def test_rnn_batch_of_mixed_lengths_is_exact(small_rnn_cli):
     np.testing.assert_allclose(runner(batch), 1 / (1 + np.exp(-ref)), atol=1e-5, rtol=0)  # probabilities
 
 
+@pytest.mark.slow
 def test_int8_loads_and_runs(small_rnn_cli, shared):
     _, folder, _ = small_rnn_cli
     fp32 = AnyNER.from_pretrained(folder, backend="onnx")
@@ -184,6 +187,7 @@ def test_int8_loads_and_runs(small_rnn_cli, shared):
     print(f"int8 vs fp32 entity agreement (F1, random head): {200 * both / max(found, 1):.1f}")
 
 
+@pytest.mark.slow
 def test_export_report_and_metadata(small_rnn_cli):
     import json
 
@@ -199,6 +203,7 @@ def test_export_report_and_metadata(small_rnn_cli):
     onnx.checker.check_model(str(folder / ONNX_INT8_NAME))
 
 
+@pytest.mark.slow
 def test_cli_export_writes_a_folder_both_backends_load(small_rnn_cli, small):
     torch_model, folder, stdout = small_rnn_cli
     for name in (ONNX_NAME, ONNX_INT8_NAME, REPORT_NAME, "gliner_config.json", "model.safetensors"):
@@ -221,6 +226,7 @@ def test_cli_export_errors(tmp_path, capsys):
         cli.main(["export", "onnx", "--model", "x", "--out", "y", "--quantize", "int4"])
 
 
+@pytest.mark.slow
 def test_onnx_backend_errors_are_clear(small_rnn_cli, tmp_path):
     torch_model, folder, _ = small_rnn_cli
     torch_only = torch_model.save_pretrained(tmp_path / "torch_only")
@@ -257,6 +263,7 @@ def test_onnx_backend_errors_are_clear(small_rnn_cli, tmp_path):
         OnnxRunner(tmp_path / "broken.onnx")
 
 
+@pytest.mark.slow
 def test_export_argument_errors(ref_v21_onnx, tmp_path):
     model, _ = ref_v21_onnx
     with pytest.raises(ValueError, match="quantize"):
@@ -267,6 +274,7 @@ def test_export_argument_errors(ref_v21_onnx, tmp_path):
     assert type(model.model.rnn).__name__ == "BiLSTM" and not model.model.training  # restored after export
 
 
+@pytest.mark.slow
 def test_missing_runtime_gives_an_install_hint(monkeypatch, small_rnn_cli):
     _, folder, _ = small_rnn_cli
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
@@ -274,6 +282,7 @@ def test_missing_runtime_gives_an_install_hint(monkeypatch, small_rnn_cli):
         AnyNER.from_pretrained(folder, backend="onnx")
 
 
+@pytest.mark.slow
 def test_deberta_encoder_exports_with_int8(deberta_dir, tmp_path, shared):
     """DeBERTa-v2/v3 (most GLiNER checkpoints): its scripted relative positions export as
     ``If`` nodes, which the int8 file must keep in a valid order (onnx.checker runs in export)."""

@@ -32,7 +32,6 @@ from anyner.train.loop import STATE_NAME
 from tests.conftest import StubModel, spread_head, write_train_data
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow  # real training processes killed with SIGKILL
 STEPS, SAVE_EVERY = 24, 3
 
 
@@ -235,6 +234,7 @@ def assert_same_final_weights(runs: Runs, name: str) -> None:
         ("renamed", {"kill_at": "checkpoint-latest:6"}, 6, 3),  # step-6 in place, `latest` still says 3
     ],
 )
+@pytest.mark.slow
 def test_kill_9_then_resume_ends_like_an_uninterrupted_run(runs, case, kill, steps_done, expect_latest):
     assert runs.run(case, **kill) == -signal.SIGKILL
     found = check_checkpoints(runs, case, steps_done)
@@ -248,6 +248,7 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(runs, case, kill, ste
     assert leftovers == ["latest", f"step-{STEPS - SAVE_EVERY:08d}", f"step-{STEPS:08d}"]
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume(runs):
     """Four kills from outside, each once the run reaches a random step of a later stretch of the run,
     plus 0 to 150 ms (mid-step or mid-checkpoint, as it falls), each followed by a resume; the last
@@ -272,6 +273,7 @@ def test_kill_9_at_random_moments_then_resume(runs):
 # ---------------------------------------------------------------------- a damaged training checkpoint
 
 
+@pytest.mark.slow
 def test_the_cli_killed_mid_checkpoint_resumes_and_refuses_a_damaged_checkpoint(
     tmp_path, tiny_bert_dir, capsys
 ):

@@ -271,6 +271,7 @@ class Found:
 # ---------------------------------------------------------------------- the library
 
 
+@pytest.mark.slow
 def test_predict_properties(small):
     found = Found("test_predict_properties")
 
@@ -306,6 +307,7 @@ def test_predict_properties(small):
     found.check()
 
 
+@pytest.mark.slow
 def test_predict_batch_equals_predict(small):
     found = Found("test_predict_batch_equals_predict")
     label_lists = st.lists(st.sampled_from(LABEL_WORDS[:10]), min_size=1, max_size=6)
@@ -349,6 +351,7 @@ def test_predict_batch_equals_predict(small):
     found.check()
 
 
+@pytest.mark.slow
 def test_predict_words_properties(small):
     found = Found("test_predict_words_properties")
     word = (st.sampled_from(ODD + SURROGATES) | st.text(min_size=1, max_size=10)).filter(
@@ -371,6 +374,7 @@ def test_predict_words_properties(small):
     found.check()
 
 
+@pytest.mark.slow
 def test_predict_on_minilm(minilm):
     """Fewer cases on a real 6-layer encoder with its full window."""
     found = Found("test_predict_on_minilm")
@@ -412,6 +416,7 @@ UNICODE_100K = ("Ada Lovelace👩\u200d💻 naïve-café e\u0301clair שלום�
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", LONG_TEXTS)
 def test_100k_character_texts(tiny, name):
     text = LONG_TEXTS[name]
@@ -425,6 +430,7 @@ def test_100k_character_texts(tiny, name):
         assert_same(tiny.predict_batch([text, "Bill Gates"], labels)[0], ents, 0.5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_name", ["tiny", "small"])
 def test_1000_labels(request, model_name):
     model = request.getfixturevalue(model_name)
@@ -570,6 +576,7 @@ CLI_THRESHOLDS = st.sampled_from(["0", "1", "0.5", "0.0", "1.0", "nan", "1.5", "
 ).map(repr)
 
 
+@pytest.mark.slow
 def test_cli_predict_on_arguments(small):
     found = Found("test_cli_predict_on_arguments")
 
@@ -620,6 +627,7 @@ def test_cli_predict_on_arguments(small):
     found.check()
 
 
+@pytest.mark.slow
 def test_cli_predict_on_jsonl_stdin(small):
     found = Found("test_cli_predict_on_jsonl_stdin")
 
@@ -645,6 +653,7 @@ def test_cli_predict_on_jsonl_stdin(small):
     found.check()
 
 
+@pytest.mark.slow
 def test_cli_extremes_and_a_real_model_folder(tiny, tmp_path):
     folder = tiny.save_pretrained(tmp_path / "model")
     many = ",".join(f"type {i}" for i in range(1000))
@@ -717,6 +726,7 @@ def http_expected_error(body) -> bool:
     return label_error(labels) or not threshold_ok(threshold, names_of(labels))
 
 
+@pytest.mark.slow
 @needs_server
 def test_http_properties(client, small):
     found = Found("test_http_properties")
@@ -765,6 +775,7 @@ def test_http_properties(client, small):
     found.check()
 
 
+@pytest.mark.slow
 @needs_server
 def test_http_100k_text_and_1000_labels(tiny):
     limits = Limits(max_text_chars=100_000, max_labels=1000, max_body_bytes=4_000_000)

@@ -16,6 +16,8 @@ schemathesis = pytest.importorskip(
     "schemathesis", reason="schemathesis is not installed (pip install schemathesis, or the test extra)"
 )
 
+from pathlib import Path  # noqa: E402
+
 import torch  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
@@ -26,18 +28,19 @@ pytestmark = pytest.mark.slow
 MAX_EXAMPLES = 100
 
 
-def threshold_among_labels(case):
-    """A valid case's per-label threshold names only its labels: the one rule of the API that
-    JSON Schema cannot say (the server answers a documented 422 naming the others). The same
-    hook as in benchmarks/schemathesis_serve.py."""
-    meta = getattr(case, "meta", None)
-    body = case.body
-    if meta is None or not meta.generation.mode.is_positive or not isinstance(body, dict):
-        return case
-    labels, threshold = body.get("labels"), body.get("threshold")
-    if isinstance(labels, list | dict) and isinstance(threshold, dict):
-        body["threshold"] = {k: v for k, v in threshold.items() if k in labels}
-    return case
+def _hooks():
+    """The hooks of benchmarks/schemathesis_serve.py: the rules of the API that JSON Schema cannot
+    say (one label set per text, a per-label threshold naming only labels), kept in one place."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "schemathesis_serve.py"
+    spec = importlib.util.spec_from_file_location("schemathesis_serve_hooks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+valid_case = _hooks().valid_case
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,7 @@ def api(tiny_bert_dir):
 
     @loaded.hook
     def map_case(context, case):
-        return threshold_among_labels(case)
+        return valid_case(case)
 
     yield loaded
     torch.set_num_threads(before)

@@ -1,7 +1,10 @@
 """``anyner serve``: an HTTP API and a web page for a model, with FastAPI and uvicorn.
 
-Endpoints: ``POST /v1/entities`` (one text or a batch), ``GET /v1/model``, ``GET /health``,
-``GET /`` (a page to try the model), ``/docs`` and ``/openapi.json``. A single worker thread
+Endpoints: ``POST /v1/entities`` (one text or a batch, with one label set for all its texts or
+one per text), ``GET /v1/model``, ``GET /health``, ``GET /`` (a page to try the model),
+``/docs`` (Swagger UI), ``/redoc`` (ReDoc) and ``/openapi.json``. The two documentation pages
+load their scripts and styles from the server itself (the files of the ``fastapi-offline``
+package, in the ``serve`` extra), so they work without internet. A single worker thread
 micro-batches requests from a bounded queue (see :class:`MicroBatcher`); a full queue answers
 503 with ``Retry-After``. Errors are JSON ``{"detail": ...}``: 413 for a body larger than
 ``max_body_bytes``, 422 for every other limit and bad argument (the model's ValueError and
@@ -10,14 +13,16 @@ TypeError), 500 when the model fails otherwise. No request names a file the serv
 The OpenAPI schema says what the server accepts: the body is ``oneOf`` :class:`TextRequest`
 (``text``) and :class:`BatchRequest` (``texts``), with the app's :class:`Limits` as
 ``maxLength``, ``maxItems`` and ``maxProperties`` (see :func:`request_models`). What it cannot
-say (a per-label threshold names only labels, no lone surrogates, the model's own label checks)
-is a documented 422. ``benchmarks/schemathesis_serve.py`` checks the two agree. The model is a
+say (a per-label threshold names only labels, one label set per text, no lone surrogates, the
+model's own label checks) is a documented 422. ``benchmarks/schemathesis_serve.py`` checks the two agree. The model is a
 :class:`Predictor`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import logging
 import math
@@ -36,6 +41,7 @@ from typing import Annotated, Any, Protocol, Self, runtime_checkable
 from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import (
     BaseModel,
@@ -72,8 +78,8 @@ class Limits:
     """What one request may hold. Each field is a CLI flag: ``max_text_chars`` is ``--max-text-chars``."""
 
     max_text_chars: int = 10_000  # characters in one text
-    max_texts: int = 64  # texts in one request
-    max_labels: int = 50  # labels in one request
+    max_texts: int = 64  # texts in one request (and label sets, one per text)
+    max_labels: int = 50  # labels in one label set (the request's, or each text's)
     max_label_chars: int = 200  # characters in one label or label description
     max_body_bytes: int = 1_048_576  # bytes in one request body
 
@@ -177,7 +183,8 @@ class _Request(BaseModel):
     threshold: Score | dict[str, Score] = Field(
         0.5,
         description="Minimum score in [0, 1], or an object label -> threshold (other labels use 0.5); "
-        "its labels must be among `labels`.",
+        "its labels must be among `labels` (with one label set per text: each among the labels of at "
+        "least one text; a text uses the thresholds of its own labels).",
     )
     flat: bool = Field(True, description="No overlapping entities (true) or nested ones allowed (false).")
     nested: bool | None = Field(None, description="The opposite of `flat`; give one of the two.")
@@ -210,6 +217,24 @@ class BatchRequest(_Request):
     texts: list[str] = Field(
         description="A batch of texts. Give this or `text`; the answer is `{results: [{entities}]}`."
     )
+    labels: list[str] | dict[str, str] | list[list[str] | dict[str, str]] = Field(
+        description="The entity types to find: one label set for all texts (a list of names, or an "
+        "object label -> description: the model reads the description, the entities carry the label), "
+        'or a list of label sets, one per text in the order of `texts`, e.g. `[["person"], '
+        '["city", "date"]]` (as many label sets as texts: the server checks it, answering 422).'
+    )
+
+
+def _per_text(labels: Any) -> bool:
+    """Whether ``labels`` is a list of label sets, one per text (the library's rule)."""
+    if isinstance(labels, str | Mapping) or not isinstance(labels, Sequence) or not labels:
+        return False
+    return all(isinstance(x, Sequence | Mapping) and not isinstance(x, str) for x in labels)
+
+
+def _label_sets(labels: Any) -> list[tuple[str, Any]]:
+    """(where, label set): ``labels`` itself, or each text's label set (``labels[i]``)."""
+    return [(f"labels[{i}]", x) for i, x in enumerate(labels)] if _per_text(labels) else [("labels", labels)]
 
 
 def _which_request(body: Any) -> str | None:
@@ -246,19 +271,19 @@ def request_models(limits: Limits) -> tuple[type[TextRequest], type[BatchRequest
     ]
     # its keys are among the labels, so they are labels too (the server checks that they are among them)
     per_label = Annotated[dict[str, Score], _says(propertyNames=name, maxProperties=limits.max_labels)]
-    labels, threshold = listed | named, Score | per_label
-    shared = dict(
-        labels=(labels, _Request.model_fields["labels"]),
-        threshold=(threshold, _Request.model_fields["threshold"]),
-    )
+    # a batch's labels may also be one label set per text: at most max_texts of them (that there
+    # are as many as texts is a rule JSON Schema cannot say: the server checks it)
+    per_text = Annotated[list[listed | named], _says(minItems=1, maxItems=limits.max_texts)]
+    threshold = (Score | per_label, _Request.model_fields["threshold"])
     text_model = create_model(
         "TextRequest", __base__=TextRequest, __module__=__name__,
-        text=(text, TextRequest.model_fields["text"]), **shared,
+        text=(text, TextRequest.model_fields["text"]),
+        labels=(listed | named, _Request.model_fields["labels"]), threshold=threshold,
     )  # fmt: skip
     batch_model = create_model(
         "BatchRequest", __base__=BatchRequest, __module__=__name__,
         texts=(Annotated[list[text], _says(maxItems=limits.max_texts)], BatchRequest.model_fields["texts"]),
-        **shared,
+        labels=(listed | named | per_text, BatchRequest.model_fields["labels"]), threshold=threshold,
     )  # fmt: skip
     return text_model, batch_model
 
@@ -274,11 +299,12 @@ def _check_unicode(req: _Request) -> None:
         strings.append(("text", req.text))
     elif isinstance(req, BatchRequest):
         strings += [(f"texts[{i}]", t) for i, t in enumerate(req.texts)]
-    pairs = req.labels.items() if isinstance(req.labels, dict) else ((x, None) for x in req.labels)
-    for i, (name, description) in enumerate(pairs):
-        strings.append((f"labels[{i}]", name))
-        if description is not None:
-            strings.append((f"the description of labels[{i}]", description))
+    for where, labels in _label_sets(req.labels):
+        pairs = labels.items() if isinstance(labels, dict) else ((x, None) for x in labels)
+        for i, (name, description) in enumerate(pairs):
+            strings.append((f"{where}[{i}]", name))
+            if description is not None:
+                strings.append((f"the description of {where}[{i}]", description))
     if isinstance(req.threshold, dict):
         strings += [("a label of threshold", k) for k in req.threshold]
     for where, value in strings:
@@ -360,7 +386,8 @@ class InvalidOut(BaseModel):
 
 _INVALID = """The request is refused: its body does not fit the schema (the limits of `GET /v1/model`
 are in it, and the message names the one broken), or it breaks a rule the schema cannot say:
-`threshold` names a label that is not among `labels`; a text, label or description holds a lone
+`threshold` names a label that is not among `labels`; a batch gives one label set per text but
+not as many label sets as `texts`; a text, label or description holds a lone
 surrogate (a JSON `\\ud800`, which is no Unicode text); a label or description holds the model's
 prompt tokens (`<<ENT>>`, `<<SEP>>`) or has too many subwords for the model's encoder (see
 `max_tokens` in `GET /v1/model`)."""
@@ -374,11 +401,38 @@ class QueueFull(Exception):
 
 
 @dataclass(eq=False)
-class _Work:
-    texts: list[str]
+class _Part:
+    """The texts of one request that share a label set (all of them, unless it gives one per text):
+    the worker runs them with the parts of other requests that have the same ``key``."""
+
+    work: _Work
+    indices: list[int]  # the places of its texts in the request
     key: tuple
-    args: dict[str, Any]
+    args: dict[str, Any]  # labels (one label set), threshold, flat, multi_label
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.work.texts[i] for i in self.indices]
+
+
+@dataclass(eq=False)
+class _Work:
+    """One request: its texts, its parts, and the entities found so far (set by the worker thread)."""
+
+    texts: list[str]
+    parts: list[_Part] = field(default_factory=list)
     future: Future = field(default_factory=Future)  # set by the worker thread
+    found: dict[int, list[Any]] = field(default_factory=dict)
+
+    def fill(self, part: _Part, found: list[list[Any]]) -> None:
+        """Keep a part's entities; the request's answer once every part has them."""
+        self.found.update(zip(part.indices, found, strict=True))
+        if len(self.found) == len(self.texts) and not self.future.done():
+            self.future.set_result([self.found[i] for i in range(len(self.texts))])
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
 
 
 def _group_key(labels: Any, threshold: Any, flat: bool, multi_label: bool) -> tuple:
@@ -387,12 +441,41 @@ def _group_key(labels: Any, threshold: Any, flat: bool, multi_label: bool) -> tu
     return lab, thr, bool(flat), bool(multi_label)
 
 
+def _parts(work: _Work, labels: Any, threshold: Any, flat: bool, multi_label: bool) -> list[_Part]:
+    """A request's parts: one, or one per distinct label set when it gives one per text.
+
+    With one label set per text, a per-label ``threshold`` is cut, for each text, to the labels of
+    that text: a text uses the thresholds of its own labels (the others are for other texts).
+    """
+    if not _per_text(labels):
+        key = _group_key(labels, threshold, flat, multi_label)
+        args = dict(labels=labels, threshold=threshold, flat=flat, multi_label=multi_label)
+        return [_Part(work, list(range(len(work.texts))), key, args)]
+    if len(labels) != len(work.texts):  # the library's own words
+        raise ValueError(
+            f"got {len(labels)} label lists for {len(work.texts)} texts; give one per text or one for all"
+        )
+    parts: dict[tuple, _Part] = {}
+    for i, label_set in enumerate(labels):
+        thr = threshold
+        if isinstance(threshold, Mapping):
+            thr = {k: v for k, v in threshold.items() if k in label_set}  # a dict's keys are its labels
+        key = _group_key(label_set, thr, flat, multi_label)
+        if key not in parts:
+            args = dict(labels=label_set, threshold=thr, flat=flat, multi_label=multi_label)
+            parts[key] = _Part(work, [], key, args)
+        parts[key].indices.append(i)
+    return list(parts.values())
+
+
 class MicroBatcher:
     """One worker thread feeding the model from a bounded queue of requests.
 
     The worker takes a request, then more for up to ``max_wait_ms`` or until it holds
-    ``batch_size`` texts, and calls ``model.predict_batch`` once per group of requests
-    sharing labels, threshold, flat and multi_label. When a group fails, each of its
+    ``batch_size`` texts, and calls ``model.predict_batch`` once per group of texts sharing
+    a label set, threshold, flat and multi_label, across requests: a request that gives one
+    label set per text is split by label set, so that each call has one label set, and its
+    texts join those of other requests with the same one. When a group fails, each of its
     requests is run alone, so that only the faulty one gets the error.
     """
 
@@ -432,10 +515,13 @@ class MicroBatcher:
     async def predict(
         self, texts: Sequence[str], labels: Any, threshold: Any, flat: bool, multi_label: bool
     ) -> list[list[Any]]:
-        """Entities per text, from the worker thread; raises :class:`QueueFull` at once when full."""
+        """Entities per text, from the worker thread; raises :class:`QueueFull` at once when full.
+
+        ``labels`` is one label set for all texts, or a list of label sets, one per text.
+        """
         self.start()
-        args = dict(labels=labels, threshold=threshold, flat=flat, multi_label=multi_label)
-        work = _Work(list(texts), _group_key(labels, threshold, flat, multi_label), args)
+        work = _Work(list(texts))
+        work.parts = _parts(work, labels, threshold, flat, multi_label)
         try:
             self.queue.put_nowait(work)
         except queue.Full:
@@ -461,32 +547,37 @@ class MicroBatcher:
             # no longer be cancelled, so setting their result below cannot fail.
             batch = [work for work in batch if work.future.set_running_or_notify_cancel()]
             try:
-                groups: dict[tuple, list[_Work]] = {}
+                groups: dict[tuple, list[_Part]] = {}
                 for work in batch:
-                    groups.setdefault(work.key, []).append(work)
+                    for part in work.parts:
+                        groups.setdefault(part.key, []).append(part)
                 for group in groups.values():
                     self._run(group)
             except Exception as e:  # a bug here must not kill the worker and leave requests waiting
                 log.exception("the batcher failed")
                 for work in batch:
-                    if not work.future.done():
-                        work.future.set_exception(e)
+                    work.fail(e)
 
-    def _run(self, group: list[_Work]) -> None:
-        texts = [t for work in group for t in work.texts]
+    def _run(self, group: list[_Part]) -> None:
+        group = [part for part in group if not part.work.future.done()]  # not a request that failed
+        if not group:
+            return
+        texts = [t for part in group for t in part.texts]
         try:
             found = self.model.predict_batch(texts, batch_size=self.batch_size, **group[0].args)
+            if len(found) != len(texts):
+                raise RuntimeError(f"the model returned {len(found)} results for {len(texts)} texts")
         except Exception as e:
             if len(group) > 1:
-                for work in group:
-                    self._run([work])
+                for part in group:
+                    self._run([part])
             else:
-                group[0].future.set_exception(e)
+                group[0].work.fail(e)
             return
         i = 0
-        for work in group:
-            work.future.set_result(found[i : i + len(work.texts)])
-            i += len(work.texts)
+        for part in group:
+            part.work.fill(part, found[i : i + len(part.indices)])
+            i += len(part.indices)
 
 
 # ---------------------------------------------------------------------- the request body limit
@@ -533,8 +624,9 @@ class BodyLimit:
 
 def _check_request(req: TextRequest | BatchRequest, texts: list[str], limits: Limits) -> None:
     """What the request models' JSON Schema says beyond types (see :func:`request_models`), and
-    that ``threshold`` names only labels, with messages naming the limit (the library's own words
-    for its rules). Checked here, not by the model: the schema holds whatever the model."""
+    what it cannot say (as many label sets as texts, when there is one per text; ``threshold``
+    names only labels, of at least one text), with messages naming the limit (the library's own
+    words for its rules). Checked here, not by the model: the schema holds whatever the model."""
 
     def fail(message: str) -> None:
         raise HTTPException(422, message)
@@ -545,21 +637,34 @@ def _check_request(req: TextRequest | BatchRequest, texts: list[str], limits: Li
         if len(t) > limits.max_text_chars:
             where = "text" if isinstance(req, TextRequest) else f"texts[{i}]"
             fail(f"{where} has {len(t)} characters; the limit max_text_chars is {limits.max_text_chars}")
-    if not req.labels:  # the library's own words
-        fail("labels is empty: give at least one label, e.g. ['person', 'organization']")
-    if len(req.labels) > limits.max_labels:
-        fail(f"too many labels: {len(req.labels)}; the limit max_labels is {limits.max_labels}")
-    pairs = req.labels.items() if isinstance(req.labels, dict) else ((x, x) for x in req.labels)
-    for i, (name, description) in enumerate(pairs):
-        for what, value in (("label", name), ("description", description)):
-            if len(value) > limits.max_label_chars:
-                fail(
-                    f"the {what} of labels[{i}] has {len(value)} characters; "
-                    f"the limit max_label_chars is {limits.max_label_chars}"
-                )
-            if not value.strip():  # the library's own words
-                fail(f"{what}s must not be empty or blank: {value!r}")
-    if isinstance(req.threshold, dict) and (unknown := set(req.threshold) - set(req.labels)):
+    label_sets = _label_sets(req.labels)
+    if _per_text(req.labels):  # one label set per text
+        n = len(req.labels)
+        if n > limits.max_texts:
+            fail(f"too many label sets: {n}; the limit max_texts is {limits.max_texts}")
+        if n != len(texts):  # the one rule here that JSON Schema cannot say
+            fail(
+                f"labels has {n} label set{'' if n == 1 else 's'} for {len(texts)} texts: give one "
+                "label set per text (in the order of texts), or one label set for all texts"
+            )
+    for where, labels in label_sets:
+        if not labels:  # the library's own words
+            fail(f"{where} is empty: give at least one label, e.g. ['person', 'organization']")
+        if len(labels) > limits.max_labels:
+            of = "" if where == "labels" else f" in {where}"
+            fail(f"too many labels{of}: {len(labels)}; the limit max_labels is {limits.max_labels}")
+        pairs = labels.items() if isinstance(labels, dict) else ((x, x) for x in labels)
+        for i, (name, description) in enumerate(pairs):
+            for what, value in (("label", name), ("description", description)):
+                if len(value) > limits.max_label_chars:
+                    fail(
+                        f"the {what} of {where}[{i}] has {len(value)} characters; "
+                        f"the limit max_label_chars is {limits.max_label_chars}"
+                    )
+                if not value.strip():  # the library's own words
+                    fail(f"{what}s must not be empty or blank: {value!r}")
+    names = {name for _, labels in label_sets for name in labels}  # a dict's keys are its labels
+    if isinstance(req.threshold, dict) and (unknown := set(req.threshold) - names):
         fail(f"threshold names labels that are not asked for: {sorted(unknown, key=repr)}")
 
 
@@ -577,6 +682,96 @@ def _public(name: str | None) -> str | None:
 
 def _web_file(name: str) -> str:
     return (resources.files("anyner") / "web" / name).read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------- the documentation pages, offline
+
+DOCS_ASSETS = "/docs-assets"
+"""Where the files of Swagger UI and ReDoc are served: fixed names, no request names a file."""
+_DOCS_FILES = {  # the files of the fastapi-offline package (its static/ folder), and their types
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "redoc.standalone.js": "text/javascript; charset=utf-8",
+    "favicon.png": "image/png",
+}
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+def _docs_folder() -> Any:
+    """The folder of Swagger UI's and ReDoc's files, or None without the package that ships them.
+
+    (The swagger-ui-bundle package's Swagger UI, 4.15, cannot read OpenAPI 3.1, FastAPI's.)"""
+    try:
+        folder = resources.files("fastapi_offline") / "static"
+    except ModuleNotFoundError:
+        return None
+    return folder if all((folder / name).is_file() for name in _DOCS_FILES) else None
+
+
+def _docs_headers(html: str) -> dict[str, str]:
+    """The page's headers, with a CSP that lets it run its own inline script (by its hash), the
+    server's scripts and styles, and nothing from elsewhere. (Swagger UI and ReDoc set inline
+    styles and use ``data:`` images; ReDoc runs its search in a worker made from a ``blob:``.)"""
+    hashes = "".join(
+        " 'sha256-" + base64.b64encode(hashlib.sha256(m.encode("utf-8")).digest()).decode("ascii") + "'"
+        for m in _INLINE_SCRIPT.findall(html)
+    )
+    policy = (
+        f"default-src 'none'; script-src 'self'{hashes}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return {**_PAGE_HEADERS, "Content-Security-Policy": policy}
+
+
+def _add_docs(app: FastAPI, folder: Any) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` (ReDoc), loading their files (in ``folder``) from the
+    server, at fixed paths under ``/docs-assets/``: no CDN, they work without internet."""
+    title, openapi_url = app.title, app.openapi_url or "/openapi.json"
+    cache: dict[str, bytes] = {}
+
+    def asset(name: str, media_type: str) -> Any:
+        async def serve_asset() -> Response:
+            if name not in cache:  # read once, on first use
+                cache[name] = await asyncio.to_thread((folder / name).read_bytes)
+            headers = {**_PAGE_HEADERS, "Cache-Control": "public, max-age=3600"}
+            return Response(cache[name], media_type=media_type, headers=headers)
+
+        return serve_asset
+
+    for name, media_type in _DOCS_FILES.items():
+        app.get(f"{DOCS_ASSETS}/{name}", include_in_schema=False)(asset(name, media_type))
+
+    def page(html: HTMLResponse) -> HTMLResponse:
+        text = bytes(html.body).decode("utf-8")
+        return HTMLResponse(text, headers=_docs_headers(text))
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        base = request.scope.get("root_path", "").rstrip("/")
+        return page(
+            get_swagger_ui_html(
+                openapi_url=base + openapi_url,
+                title=f"{title} - Swagger UI",
+                swagger_js_url=f"{base}{DOCS_ASSETS}/swagger-ui-bundle.js",
+                swagger_css_url=f"{base}{DOCS_ASSETS}/swagger-ui.css",
+                swagger_favicon_url=f"{base}{DOCS_ASSETS}/favicon.png",
+                swagger_ui_parameters={"validatorUrl": None},  # no badge from an online validator
+            )
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        base = request.scope.get("root_path", "").rstrip("/")
+        return page(
+            get_redoc_html(
+                openapi_url=base + openapi_url,
+                title=f"{title} - ReDoc",
+                redoc_js_url=f"{base}{DOCS_ASSETS}/redoc.standalone.js",
+                redoc_favicon_url=f"{base}{DOCS_ASSETS}/favicon.png",
+                with_google_fonts=False,
+            )
+        )
 
 
 def _model_info(model: Predictor, name: str | None, **settings: Any) -> ModelInfo:
@@ -630,7 +825,20 @@ def create_app(
             await asyncio.to_thread(batcher.close)
 
     description = "Open-type named entity recognition: find entities of any type you name."
-    app = FastAPI(title="anyner", version=__version__, description=description, lifespan=lifespan)
+    # /docs and /redoc from the server's own files; without the package that ships them (the
+    # serve extra has it), FastAPI's pages, which load their scripts from a CDN (blank offline)
+    docs = _docs_folder()
+    if docs is None:
+        log.warning(
+            "fastapi-offline is not installed: /docs and /redoc load their scripts from a CDN, and are "
+            "blank without internet (pip install 'anyner[serve]')"
+        )
+    app = FastAPI(
+        title="anyner", version=__version__, description=description, lifespan=lifespan,
+        docs_url="/docs" if docs is None else None, redoc_url="/redoc" if docs is None else None,
+    )  # fmt: skip
+    if docs is not None:
+        _add_docs(app, docs)
     app.state.batcher, app.state.limits = batcher, limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
 
