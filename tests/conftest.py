@@ -207,6 +207,17 @@ def check_entities(
         open_spans.append((s, e))
 
 
+def same_entities(got, want, tol: float = 1e-5) -> None:
+    """Two entity lists (dicts or Entity objects) agree: the same spans, texts and labels in
+    the same order, scores within ``tol`` (a batch padded otherwise moves a score by ~1e-7)."""
+    as_dict = lambda e: e if isinstance(e, Mapping) else e.to_dict()  # noqa: E731
+    got, want = [as_dict(e) for e in got], [as_dict(e) for e in want]
+    key = lambda e: {k: v for k, v in e.items() if k != "score"}  # noqa: E731
+    assert [key(e) for e in got] == [key(e) for e in want]
+    for a, b in zip(got, want, strict=True):
+        assert abs(a["score"] - b["score"]) <= tol, (a, b)
+
+
 def brute_force(rows, flat, multi_label):
     """The decoder's reference rule, quadratic: compare each candidate (start, end, label,
     score) with every kept one; the kept (start, end, label) by start."""
