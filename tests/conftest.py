@@ -66,15 +66,53 @@ def randomize_head(model: torch.nn.Module, seed: int, gain: float = 1.5) -> None
                 p.copy_(torch.randn(p.shape, generator=g) * 0.1)
 
 
-def build_reference(out: Path, encoder: Path, seed: int = 0, **config) -> Path:
-    """Build a GLiNER span model with the reference package on ``encoder`` and save it."""
+CALIBRATION_TEXTS = [
+    "Bill Gates founded Microsoft in Albuquerque in April 1975 with Paul Allen.",
+    "Angela Merkel met Emmanuel Macron in Paris on Monday to discuss the euro.",
+    "The film was directed by Steven Spielberg and scored by John Williams.",
+    "Aspirin reduces the risk of heart attack in patients with diabetes.",
+]
+CALIBRATION_LABELS = ["person", "organization", "location", "date", "film", "drug", "disease"]
+
+
+def build_reference(
+    out: Path, encoder: Path, seed: int = 0, cls: str = "UniEncoderSpanGLiNER", **config
+) -> Path:
+    """Build a GLiNER model (class ``cls`` of the reference package) on ``encoder`` and save it."""
     gliner_model = pytest.importorskip("gliner.model", reason="the reference gliner package is not installed")
     torch.manual_seed(seed)
     cfg = dict(model_name=str(encoder), max_width=12, max_len=384, **config)
-    model = gliner_model.UniEncoderSpanGLiNER.load_from_config(cfg, backbone_from_pretrained=True)
+    model = getattr(gliner_model, cls).load_from_config(cfg, backbone_from_pretrained=True)
     randomize_head(model.model, seed)
+    if hasattr(model.model, "scorer"):
+        spread_token_scorer(model)
     model.save_pretrained(out)
     return out
+
+
+def spread_token_scorer(model, gain: float = 4.0, shift: float = 0.5) -> None:
+    """Make a token-level head's start, end and inside scores spread over (0, 1).
+
+    A token-level entity needs all three above the threshold; random weights put them on
+    one side of 0.5 each. The last layer's weights are scaled by ``gain`` and its bias set
+    so that each score's mean logit on a few fixed sentences is ``shift``. Works on the
+    reference's model (``model.model.scorer``) and on anyner's (``model.model.scorer``).
+    """
+    scorer = model.model.scorer
+    last = scorer.out_mlp[3]
+    seen = []
+    hook = scorer.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    with torch.no_grad():
+        last.weight.mul_(gain)
+        last.bias.zero_()
+        try:
+            model.batch_predict_entities(CALIBRATION_TEXTS, CALIBRATION_LABELS, threshold=0.5)
+        finally:
+            hook.remove()
+        out = seen[-1]
+        # the reference's scorer returns (B, W, C, 3), anyner's (B, W, 3, C)
+        per_score = out.transpose(-1, -2) if out.shape[-1] != 3 else out
+        last.bias.copy_(-per_score.reshape(-1, 3).mean(0) + shift)
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +136,20 @@ def ref_v0(tmp_path_factory, minilm_dir) -> Path:
         seed=1,
         hidden_size=768,
         span_mode="marker",
+        num_rnn_layers=1,
+    )
+
+
+@pytest.fixture(scope="session")
+def ref_token(tmp_path_factory, minilm_dir) -> Path:
+    """Token-level (span_mode token_level, NuNER_Zero / gliner_token style): BiLSTM, hidden 512."""
+    return build_reference(
+        tmp_path_factory.mktemp("ref_token"),
+        minilm_dir,
+        seed=2,
+        cls="UniEncoderTokenGLiNER",
+        hidden_size=512,
+        span_mode="token_level",
         num_rnn_layers=1,
     )
 

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from anyner import AnyNER
 from anyner.checkpoint import CheckpointError, config_from_gliner, gliner_to_anyner_key
+from anyner.config import AnyNERConfig
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +115,7 @@ def test_hub_id_offline_error_names_the_id_and_the_fix():
 @pytest.mark.parametrize(
     "field, value",
     [
-        ("span_mode", "token_level"),
+        ("span_mode", "spanV1"),
         ("labels_encoder", "BAAI/bge-small-en-v1.5"),
         ("labels_decoder", "gpt2"),
         ("relations_layer", "biaffine"),
@@ -126,6 +127,17 @@ def test_hub_id_offline_error_names_the_id_and_the_fix():
 def test_unsupported_variants_name_field_and_value(field, value):
     with pytest.raises(NotImplementedError, match=rf"{field}={value!r}".replace("[", r"\[")):
         config_from_gliner({"model_name": "x", field: value})
+
+
+def test_token_level_config_reads_as_its_own_type():
+    cfg = config_from_gliner({"model_name": "x", "span_mode": "token_level", "num_rnn_layers": 0})
+    assert (cfg.model_type, cfg.span_mode, cfg.num_rnn_layers) == ("uni_encoder_token", "token_level", 0)
+    # the token-level extension with a span head is another network: refused by name
+    with pytest.raises(NotImplementedError, match="represent_spans=True"):
+        config_from_gliner({"model_name": "x", "span_mode": "token_level", "represent_spans": True})
+    # a span mode that belongs to the other type is refused when the config is made
+    with pytest.raises(NotImplementedError, match="span_mode='token_level'.*uni_encoder_span"):
+        AnyNERConfig(span_mode="token_level")
 
 
 def test_other_word_splitter_loads_with_a_warning():

@@ -1,9 +1,9 @@
 """Every public GLiNER checkpoint config in ``shared/checkpoint-configs`` against anyner's loader.
 
-The requirement: every config that describes a span model loads with random weights
-of the shapes it implies; the others fail with a clear message (another variant:
-NotImplementedError naming the field and value; not JSON: CheckpointError naming the
-file). Each file in the folder is its own test id.
+The requirement: every config that describes a span or token-level model loads with
+random weights of the shapes it implies; the others fail with a clear message (another
+variant: NotImplementedError naming the field and value; not JSON: CheckpointError naming
+the file). Each file in the folder is its own test id.
 
 How this runs offline and fast enough:
 
@@ -47,6 +47,7 @@ import torch
 from anyner import AnyNER, checkpoint
 from anyner.checkpoint import CheckpointError
 from anyner.model.span import Marker, MarkerV0
+from anyner.model.token import TokenScorer
 from tests.conftest import shared_dir
 
 # Marked slow: every test that uses the fake Hub (one model per public config, with full-size
@@ -75,6 +76,7 @@ BACKBONES = {
 FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 FLERT = "[FLERT]"
 SPAN_MODES = ("marker", "markerV0")
+TOKEN_MODE = "token_level"
 VARIANT_FIELDS = ("labels_encoder", "labels_decoder", "decoder_mode", "relations_layer")
 HEAD_GAIN = 1.0  # spread of the random head's weights: scores land on both sides of 0.5
 EMBEDDING_PERIOD = 8191  # distinct random rows; the embedding table repeats them (see _random_value)
@@ -95,20 +97,23 @@ KNOWN_GAPS: dict[str, str] = {}  # config files anyner is known not to load, wit
 
 
 def _kind(path: Path) -> str:
-    """'span', 'variant' or 'unreadable', decided here independently of anyner."""
+    """'span', 'token', 'variant' or 'unreadable', decided here independently of anyner."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return "unreadable"
     if not isinstance(raw, dict):
         return "unreadable"
-    return "variant" if _variant_field(raw) else "span"
+    if _variant_field(raw):
+        return "variant"
+    return "token" if raw.get("span_mode") == TOKEN_MODE else "span"
 
 
 def _variant_field(raw: dict) -> tuple[str, object] | None:
-    """The field that makes a config another GLiNER variant, with its value; None for a span model."""
+    """The field that makes a config a GLiNER variant anyner does not run, with its value; None for
+    a span or token-level model."""
     span_mode = raw.get("span_mode", "markerV0")
-    if span_mode not in SPAN_MODES:
+    if span_mode not in (*SPAN_MODES, TOKEN_MODE):
         return "span_mode", span_mode
     for key in VARIANT_FIELDS:
         if raw.get(key):
@@ -133,12 +138,13 @@ def _span_order(path: Path) -> tuple:
             raw.get("vocab_size", -1), _file_id(path))  # fmt: skip
 
 
-def _params(kind: str) -> list:
-    files = [p for p in _config_files() if _kind(p) == kind]
-    if kind == "span":
+def _params(*kinds: str) -> list:
+    files = [p for p in _config_files() if _kind(p) in kinds]
+    if "span" in kinds:
         files.sort(key=_span_order)
     if not files:
-        return [pytest.param(None, id="checkpoint-configs-absent", marks=pytest.mark.skip(reason=ABSENT))]
+        reason = ABSENT if not _config_files() else f"no config in {CONFIG_DIR} is of kind {'/'.join(kinds)}"
+        return [pytest.param(None, id=f"no-{'-'.join(kinds)}-config", marks=pytest.mark.skip(reason=reason))]
     params = []
     for p in files:
         gap = KNOWN_GAPS.get(_file_id(p))
@@ -340,7 +346,8 @@ class ReferenceSkeletons:
         self.tokenizers: dict[str, object] = {}  # loaded once per source, copied per use (it gets mutated)
 
     def build(self, raw: dict, tokenizer_dir: Path | None):
-        cls = _reference().UniEncoderSpanGLiNER
+        ref = _reference()
+        cls = ref.UniEncoderTokenGLiNER if raw.get("span_mode") == TOKEN_MODE else ref.UniEncoderSpanGLiNER
         values = {k: v for k, v in raw.items() if k != "model_type"}
         if values.get("words_splitter_type", "whitespace") != "whitespace":
             values["words_splitter_type"] = (
@@ -385,6 +392,10 @@ def _random_value(key: str, like: torch.Tensor, g: torch.Generator) -> torch.Ten
         return out
     if key.endswith("LayerNorm.weight"):
         return out.uniform_(0.8, 1.2, generator=g)
+    if key == "scorer.out_mlp.3.bias":
+        # A token-level entity needs its start, end and every inside score above 0.5: centred
+        # logits rarely give all three, so they are shifted up (each is then above 0.5 more often).
+        return out.uniform_(0.5, 1.0, generator=g)
     return out.uniform_(-0.02, 0.02, generator=g)
 
 
@@ -477,9 +488,10 @@ def test_every_file_is_covered():
     ]
     assert not others, f"files no test covers: {others}"
     kinds = [_kind(p) for p in _config_files()]
-    counts = {k: kinds.count(k) for k in ("span", "variant", "unreadable")}
-    # As documented in the folder's README; update when files are added there.
-    assert counts == {"span": 24, "variant": 4, "unreadable": 12}, counts
+    counts = {k: kinds.count(k) for k in ("span", "token", "variant", "unreadable")}
+    # As documented in the folder's README (its 4 "other variants" are all token-level); update
+    # when files are added there.
+    assert counts == {"span": 24, "token": 4, "variant": 0, "unreadable": 12}, counts
 
 
 @pytest.mark.slow
@@ -548,9 +560,10 @@ def test_other_variant_is_refused(path, workdir, fake_hub):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", _params("span"))
+@pytest.mark.parametrize("path", _params("span", "token"))
 def test_span_config_loads(path, workdir, fake_hub, weights_cache, hub_tokenizers, skeletons):
-    """Folder = the exact config file + random weights of the shapes the reference derives from it.
+    """Folder = the exact config file + random weights of the shapes the reference derives from it
+    (span and token-level models).
 
     anyner loads it; the network's structure follows the config; every parameter equals the
     file's; a prediction runs; and where the reference can load the folder too, both find the
@@ -647,11 +660,16 @@ def _check_structure(ours: AnyNER, raw: dict, class_index: int, vocab_size: int)
         assert (net.rnn.lstm.input_size, net.rnn.lstm.hidden_size) == (D, D // 2)
     else:
         assert net.rnn is None
-    # span layer follows span_mode; max_width as written
+    # span layer follows span_mode; max_width as written; token-level models have a scorer instead
     span_mode = raw.get("span_mode", "markerV0")
     assert cfg.span_mode == span_mode
-    assert type(net.span) is {"marker": Marker, "markerV0": MarkerV0}[span_mode]
-    assert net.span.max_width == cfg.max_width == raw.get("max_width", 12)
+    if span_mode == TOKEN_MODE:
+        assert cfg.model_type == "uni_encoder_token"
+        assert type(net.scorer) is TokenScorer and not hasattr(net, "span")
+        assert net.scorer.proj_token.weight.shape == (2 * D, D)
+    else:
+        assert type(net.span) is {"marker": Marker, "markerV0": MarkerV0}[span_mode]
+        assert net.span.max_width == cfg.max_width == raw.get("max_width", 12)
     assert cfg.max_len == raw.get("max_len", 384)
 
 

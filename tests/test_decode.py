@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anyner.decode import Candidates, candidates, greedy
+from anyner.decode import Candidates, candidates, greedy, token_candidates
 from tests.conftest import brute_force
 
 
@@ -84,3 +84,44 @@ def test_matches_quadratic_rule_on_random_scores(flat, multi_label):
         want = brute_force(rows, flat, multi_label)
         assert sorted(spans(got)) == sorted(want)
         assert [x.start for x in got] == sorted(x.start for x in got)
+
+
+def token_pairs(probs, n_words, thresholds):
+    """The token-level rule written as plainly as possible: every (start, end, label) triple."""
+    out = set()
+    for c, th in enumerate(thresholds):
+        for s in range(n_words):
+            for e in range(s, n_words):
+                inside = probs[s : e + 1, 2, c]
+                if probs[s, 0, c] > th and probs[e, 1, c] > th and (inside >= th).all():
+                    out.add((s, e + 1, c, float(min(inside.min(), probs[s, 0, c], probs[e, 1, c]))))
+    return out
+
+
+def test_token_candidates_on_hand_made_scores():
+    probs = np.full((5, 3, 1), 0.1, dtype=np.float32)
+    probs[1, 0, 0] = 0.9  # starts at word 1
+    probs[1:4, 2, 0] = [0.8, 0.5, 0.7]  # inside 1..3; 0.5 equals the threshold, which is enough
+    probs[3, 1, 0] = 0.6  # ends at word 3
+    probs[2, 1, 0] = 0.5  # an end score equal to the threshold is not enough
+    c = token_candidates(probs, n_words=5, thresholds=np.array([0.5], dtype=np.float32))
+    assert list(zip(c.start.tolist(), c.end.tolist(), c.label.tolist(), strict=True)) == [(1, 4, 0)]
+    assert c.score.tolist() == [0.5]  # the least of start, end and inside scores
+    probs[2, 2, 0] = 0.49  # a gap inside breaks the span
+    assert len(token_candidates(probs, n_words=5, thresholds=np.array([0.5], dtype=np.float32))) == 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_token_candidates_match_every_pair_rule(seed):
+    rng = np.random.default_rng(seed)
+    W, C = 14, 3
+    probs = rng.uniform(0.2, 1.0, size=(W, 3, C)).astype(np.float32)
+    thresholds = np.array([0.5, 0.4, 0.7], dtype=np.float32)
+    n = 11  # rows past n are padding, whatever they hold
+    c = token_candidates(probs, n_words=n, thresholds=thresholds)
+    got = set(
+        zip(c.start.tolist(), c.end.tolist(), c.label.tolist(), c.score.astype(float).tolist(), strict=True)
+    )
+    want = token_pairs(probs, n, thresholds)
+    assert got == want and len(want) > 10
+    assert max(c.end.tolist()) <= n

@@ -2,7 +2,7 @@
 
 fp32 ONNX must give the torch path's entities with scores within 1e-4, on real
 sentences in batches of mixed lengths, for models with and without BiLSTM, in
-both span modes. The int8 file must load and run. Offline and small models only.
+both span modes and token-level. The int8 file must load and run. Offline and small models only.
 """
 
 from __future__ import annotations
@@ -90,6 +90,13 @@ def ref_v0_onnx(tmp_path_factory, ref_v0):
     return model, export_onnx(model, tmp_path_factory.mktemp("v0_onnx"))
 
 
+@pytest.fixture(scope="module")
+def ref_token_onnx(tmp_path_factory, ref_token):
+    """The reference package's token-level + BiLSTM model."""
+    model = AnyNER.from_pretrained(ref_token)
+    return model, export_onnx(model, tmp_path_factory.mktemp("token_onnx"))
+
+
 def keyed(entities):
     return [(e.start, e.end, e.text, e.label) for e in entities]
 
@@ -133,7 +140,7 @@ def compare(torch_model: AnyNER, onnx_model: AnyNER, sample) -> tuple[int, float
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("which", ["small", "small_rnn_cli", "ref_v21_onnx", "ref_v0_onnx"])
+@pytest.mark.parametrize("which", ["small", "small_rnn_cli", "ref_v21_onnx", "ref_v0_onnx", "ref_token_onnx"])
 def test_fp32_onnx_gives_the_torch_entities(which, request, shared):
     torch_model, folder, *_ = request.getfixturevalue(which)
     onnx_model = AnyNER.from_pretrained(folder, backend="onnx")

@@ -67,6 +67,28 @@ def test_parity_on_ood_sentences(which, request, shared):
         )
 
 
+def test_token_level_parity_on_ood_sentences(ref_token, shared):
+    """Token-level checkpoints: start/end/inside scores, spans of any width, flat and nested."""
+    sample = ood_sample(shared, per_set=45)  # 315 sentences
+    ref_model, our_model = reference(ref_token), AnyNER.from_pretrained(ref_token)
+    assert our_model.config.model_type == "uni_encoder_token"
+    for flat in (True, False):
+        n, worst, ties = compare(ref_model, our_model, sample, flat)
+        assert n > 300, "too few entities to say anything: the random head should fire"
+        print(f"token flat={flat}: {n} entities, {ties} near-tied labels, max |delta score| = {worst:.2e}")
+
+
+def test_token_level_reverse_direction(ref_token, tmp_path, shared):
+    """anyner saves a token-level model, the reference loads it as one, the entities are the same."""
+    ours = AnyNER.from_pretrained(ref_token)
+    out = ours.save_pretrained(tmp_path / "saved")
+    ref_model = reference(out)
+    assert type(ref_model).__name__ == "UniEncoderTokenGLiNER"
+    sample = ood_sample(shared, per_set=8)
+    assert compare(ref_model, ours, sample, flat=True)[0] > 0
+    assert compare(ref_model, AnyNER.from_pretrained(out), sample, flat=False)[0] > 0
+
+
 def test_reverse_direction(ref_v21, tmp_path, shared):
     """anyner saves (safetensors), the reference loads, the entities are the same."""
     ours = AnyNER.from_pretrained(ref_v21)

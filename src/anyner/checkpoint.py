@@ -43,6 +43,7 @@ KEY_MAP = (
     ("span_rep_layer.span_rep_layer.", "span."),
     ("prompt_rep_layer.", "label_proj."),
     ("rnn.", "rnn."),
+    ("scorer.", "scorer."),  # token-level models' start/end/inside scorer
 )
 
 # Options of a span model that anyner does not implement (the variant itself, token-level,
@@ -54,6 +55,7 @@ _UNSUPPORTED = {
     "span_encoder_config": lambda v: not v,
     "precomputed_prompts_mode": lambda v: not v,
     "subtoken_pooling": lambda v: v in (None, "first"),
+    "represent_spans": lambda v: not v,  # token-level models with an extra span head
 }
 # Fields that select the variant: read by anyner.model_types, never kept in ``extra``.
 _VARIANT_FIELDS = {"labels_encoder", "labels_decoder", "decoder_mode", "relations_layer", "model_type"}
@@ -93,13 +95,22 @@ def span_config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> A
     if span_mode not in SPAN_MODES:
         raise NotImplementedError(
             f"{source}: span_mode={span_mode!r} is not supported (anyner implements span models with "
-            f"span_mode {' or '.join(SPAN_MODES)}; token_level models are another variant)"
+            f"span_mode {' or '.join(SPAN_MODES)}, and token-level models with span_mode 'token_level')"
         )
+    return _uni_encoder_config(raw, source, span_mode, "uni_encoder_span")
+
+
+def token_config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> AnyNERConfig:
+    """The ``uni_encoder_token`` reader: a token-level model's ``gliner_config.json`` -> AnyNERConfig."""
+    return _uni_encoder_config(raw, source, "token_level", "uni_encoder_token")
+
+
+def _uni_encoder_config(raw: dict[str, Any], source: str, span_mode: str, model_type: str) -> AnyNERConfig:
     for key, ok in _UNSUPPORTED.items():
         if key in raw and not ok(raw[key]):
             raise NotImplementedError(
                 f"{source}: {key}={raw[key]!r} selects a GLiNER variant anyner does not implement "
-                "(it supports uni-encoder span models)"
+                "(it supports uni-encoder span and token-level models)"
             )
     splitter = raw.get("words_splitter_type", "whitespace")
     if splitter not in (None, "whitespace"):
@@ -136,7 +147,7 @@ def span_config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> A
             max_len=int(raw.get("max_len", 384)),
             max_types=int(raw.get("max_types", 25)),
             embed_ent_token=bool(raw.get("embed_ent_token", True)),
-            model_type="uni_encoder_span",
+            model_type=model_type,
             name=str(raw.get("name", "gliner")),
             extra={
                 k: v

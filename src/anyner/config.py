@@ -13,7 +13,7 @@ from typing import Any
 
 from anyner.validate import non_negative_int, positive_int
 
-SPAN_MODES = ("markerV0", "marker")
+SPAN_MODES = ("markerV0", "marker")  # span models; token-level ones have span_mode "token_level"
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,8 @@ class AnyNERConfig:
             or None to read it from ``encoder`` when the model is built.
         hidden_size: width D of word, span and label vectors.
         max_width: K, the longest span in words.
-        span_mode: ``markerV0`` (v1/v2/v2.1/v2.5 checkpoints) or ``marker`` (v0, NuNER_Zero-span).
+        span_mode: ``markerV0`` (v1/v2/v2.1/v2.5 checkpoints) or ``marker`` (v0, NuNER_Zero-span);
+            ``token_level`` for token-level models (NuNER_Zero, gliner_token): no span width limit.
         num_rnn_layers: BiLSTM layers over the words; 0 means none.
         dropout: dropout of the head's MLPs (training only).
         ent_token / sep_token: the prompt's special tokens.
@@ -69,9 +70,11 @@ class AnyNERConfig:
             raise NotImplementedError(
                 f"model_type={self.model_type!r} is not supported; anyner implements {', '.join(MODEL_TYPES)}"
             )
-        if self.span_mode not in SPAN_MODES:
+        modes = MODEL_TYPES[self.model_type].span_modes
+        if self.span_mode not in modes:
             raise NotImplementedError(
-                f"span_mode={self.span_mode!r} is not supported; anyner implements {', '.join(SPAN_MODES)}"
+                f"span_mode={self.span_mode!r} is not supported for model_type={self.model_type!r}; "
+                f"it takes {' or '.join(modes)}"
             )
         for name in ("hidden_size", "max_width", "max_len", "max_types"):
             positive_int(getattr(self, name), name)

@@ -75,6 +75,45 @@ def candidates(probs: np.ndarray, n_words: int, thresholds: np.ndarray) -> Candi
     return Candidates(s, s + k + 1, c, probs[s, k, c])
 
 
+def token_candidates(probs: np.ndarray, n_words: int, thresholds: np.ndarray) -> Candidates:
+    """Spans above threshold from one text's token-level probabilities.
+
+    A span i..j with label c is a candidate when word i's start score and word j's end
+    score are above c's threshold and no inside score of words i..j is below it; its score
+    is the least of those scores. There is no width limit.
+
+    Args:
+        probs: (W, 3, C) sigmoid scores: start, end and inside of each word for each label.
+        n_words: words in the text (rows past it are padding).
+        thresholds: (C,) threshold of each label.
+    """
+    n = min(n_words, probs.shape[0])
+    start, end, inside = probs[:n, 0], probs[:n, 1], probs[:n, 2]  # (n, C) each
+    th = thresholds[None, :]
+    starts, ends, ins = start > th, end > th, inside >= th
+    out_s, out_e, out_c, out_p = [], [], [], []
+    for c in np.nonzero(starts.any(0) & ends.any(0))[0].tolist():
+        ok = ins[:, c]
+        # first word at or after each position whose inside score is below the threshold
+        bad = np.flatnonzero(~ok)
+        for s in np.flatnonzero(starts[:, c] & ok).tolist():
+            k = np.searchsorted(bad, s)
+            stop = int(bad[k]) if k < len(bad) else n
+            e = np.flatnonzero(ends[s:stop, c])
+            if len(e) == 0:
+                continue
+            run = np.minimum.accumulate(inside[s:stop, c])[e]
+            out_s.append(np.full(len(e), s))
+            out_e.append(e + s + 1)
+            out_c.append(np.full(len(e), c))
+            out_p.append(np.minimum(np.minimum(run, start[s, c]), end[e + s, c]))
+    if not out_s:
+        return Candidates.concat([])
+    return Candidates(
+        np.concatenate(out_s), np.concatenate(out_e), np.concatenate(out_c), np.concatenate(out_p)
+    )
+
+
 def greedy(cands: Candidates, n_words: int, flat: bool = True, multi_label: bool = False) -> list[Candidate]:
     """Keep the best non-clashing candidates, returned sorted by start.
 

@@ -37,10 +37,12 @@ class ModelType:
         config_writer: ``"module:function"``, ``(AnyNERConfig, hf_config) -> dict`` for the file.
         network: ``"module:class"``, built as ``cls(config, hf_config, pretrained_encoder=...)``;
             its ``forward`` takes the fields of :class:`anyner.batching.Batch` and returns
-            logits (B, W, K, C).
-        candidates: ``"module:function"``, ``(probabilities (W, K, C), n_words, thresholds (C,))``
+            logits (B, W, S, C): S is the span width K for span models, the three
+            start/end/inside scores for token-level ones; labels are always last.
+        candidates: ``"module:function"``, ``(probabilities (W, S, C), n_words, thresholds (C,))``
             -> :class:`anyner.decode.Candidates`.
         description: one line for error messages and docs.
+        span_modes: the ``span_mode`` values a config of this type may hold.
     """
 
     name: str
@@ -50,6 +52,7 @@ class ModelType:
     network: str
     candidates: str
     description: str
+    span_modes: tuple[str, ...] = ("markerV0", "marker")
 
     def part(self, which: str) -> Callable[..., Any]:
         """The resolved callable of one of the ``"module:attribute"`` fields."""
@@ -71,6 +74,16 @@ MODEL_TYPES: dict[str, ModelType] = {
         network="anyner.model.gliner:GLiNERModel",
         candidates="anyner.decode:candidates",
         description="uni-encoder span model (span_mode marker or markerV0)",
+    ),
+    "uni_encoder_token": ModelType(
+        name="uni_encoder_token",
+        gliner_name="gliner_uni_encoder_token",
+        config_reader="anyner.checkpoint:token_config_from_gliner",
+        config_writer="anyner.checkpoint:span_config_to_gliner",
+        network="anyner.model.token:TokenGLiNERModel",
+        candidates="anyner.decode:token_candidates",
+        description="uni-encoder token-level model (span_mode token_level: start, end and inside scores per word)",
+        span_modes=("token_level",),
     ),
 }
 

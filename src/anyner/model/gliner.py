@@ -45,6 +45,10 @@ class GLiNERModel(nn.Module):
         D = config.hidden_size
         self.encoder = Encoder(hf_config, D, pretrained_from=config.encoder if pretrained_encoder else None)
         self.rnn = BiLSTM(D, config.num_rnn_layers) if config.num_rnn_layers > 0 else None
+        self._build_head(config)
+
+    def _build_head(self, config: AnyNERConfig) -> None:
+        D = config.hidden_size
         self.span = SPAN_LAYERS[config.span_mode](D, config.max_width, config.dropout)
         self.label_proj = mlp(D, 4 * D, D, config.dropout)
 
@@ -57,6 +61,22 @@ class GLiNERModel(nn.Module):
         text_lengths: torch.Tensor,  # (B,) words per text
         label_index: torch.Tensor,  # (B, C) position of each label's <<ENT>> token
     ) -> torch.Tensor:
+        words, labels = self.words_and_labels(
+            input_ids, attention_mask, word_index, word_present, text_lengths, label_index
+        )
+        return self.span(words, self.label_proj(labels))  # (B, W, K, C)
+
+    def words_and_labels(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        word_index: torch.Tensor,
+        word_present: torch.Tensor,
+        text_lengths: torch.Tensor,
+        label_index: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Word vectors (B, W, D), after the BiLSTM if any, and label vectors (B, C, D) before
+        any label head: what every uni-encoder variant computes before its own scoring."""
         h = self.encoder(input_ids, attention_mask)  # (B, T, H)
         H = h.shape[-1]
         words = h.gather(1, word_index[..., None].expand(-1, -1, H))  # (B, W, H)
@@ -64,4 +84,4 @@ class GLiNERModel(nn.Module):
         labels = self.encoder.project(h.gather(1, label_index[..., None].expand(-1, -1, H)))  # (B, C, D)
         if self.rnn is not None:
             words = self.rnn(words, text_lengths)
-        return self.span(words, self.label_proj(labels))  # (B, W, K, C)
+        return words, labels
