@@ -367,9 +367,9 @@ def write_train_data(folder: Path) -> Path:
     return path
 
 
-def tiny_train_config(tmp_path: Path, encoder, dropout=0.0, hidden=32, **train):
+def tiny_train_config(tmp_path: Path, encoder, dropout=0.0, hidden=32, model_type=None, **train):
     """A training config on :data:`TRAIN_SENTENCES` (written into ``tmp_path``); ``train``
-    overrides the [train] settings."""
+    overrides the [train] settings, ``model_type`` sets ``[model] type``."""
     from anyner.train.config import config_from_dict
 
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -392,6 +392,7 @@ def tiny_train_config(tmp_path: Path, encoder, dropout=0.0, hidden=32, **train):
                 "num_rnn_layers": 1,
                 "dropout": dropout,
                 "max_width": 4,
+                **({"type": model_type} if model_type else {}),
             },
             "data": [{"path": str(write_train_data(tmp_path))}],
             "train": settings,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from anyner import AnyNER
-from anyner.batching import INPUT_NAMES, Batch, span_targets
+from anyner.batching import INPUT_NAMES, Batch, span_targets, token_targets
 from anyner.featurize import Featurizer, plan_windows
 from anyner.train import Trainer
 from anyner.train.config import config_from_dict
@@ -100,6 +100,12 @@ def test_the_batch_is_the_network_input(featurizer):
     gold = span_targets(batch, [[(0, 1, 0), (3, 4, 1)], []], [2, 2], max_width=4)
     assert gold.targets.shape == (2, 5, 4, 2) and gold.targets.sum() == 2
     assert gold.mask[1].sum() == 1 * 2  # one word, one width, two labels
+    # token-level: start at the first word, end at the last, inside at each; no width limit
+    tok = token_targets(batch, [[(0, 3, 1)], []], [2, 1], max_width=1)
+    assert tok.targets.shape == (2, 5, 3, 2)
+    assert tok.targets[0, :, :, 1].tolist() == [[1, 0, 1], [0, 0, 1], [0, 1, 1], [0, 0, 0], [0, 0, 0]]
+    assert tok.targets[0, :, :, 0].sum() == 0 and tok.targets[1].sum() == 0
+    assert tok.mask[0].sum() == 5 * 3 * 2 and tok.mask[1].sum() == 1 * 3 * 1  # words x scores x labels
     with pytest.raises(dataclasses.FrozenInstanceError):
         batch.input_ids = batch.input_ids
 

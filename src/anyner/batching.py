@@ -122,4 +122,28 @@ def span_targets(
     return Targets(targets, mask)
 
 
-__all__ = ["INPUT_NAMES", "Batch", "Targets", "collate", "span_targets"]
+def token_targets(
+    batch: Batch,
+    spans: Sequence[Sequence[tuple[int, int, int]]],
+    n_labels: Sequence[int],
+    max_width: int,
+) -> Targets:
+    """Token-level targets (B, W, 3, C) for ``batch``: for each gold span (start, end, label),
+    half-open in words, 1 at its first word's start score, its last word's end score and every
+    one of its words' inside score. ``max_width`` is unused: token-level spans have no limit."""
+    del max_width
+    B, W, C = len(batch), batch.n_words, batch.n_labels
+    targets = np.zeros((B, W, 3, C), dtype=np.float32)
+    mask = np.zeros((B, W, 3, C), dtype=np.float32)
+    for b in range(B):
+        n = int(batch.text_lengths[b])
+        mask[b, :n, :, : n_labels[b]] = 1.0
+        for s, e, c in spans[b]:
+            assert 0 <= s < e <= n and 0 <= c < n_labels[b], (s, e, c, n)
+            targets[b, s, 0, c] = 1.0
+            targets[b, e - 1, 1, c] = 1.0
+            targets[b, s:e, 2, c] = 1.0
+    return Targets(targets, mask)
+
+
+__all__ = ["INPUT_NAMES", "Batch", "Targets", "collate", "span_targets", "token_targets"]

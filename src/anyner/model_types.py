@@ -41,6 +41,8 @@ class ModelType:
             start/end/inside scores for token-level ones; labels are always last.
         candidates: ``"module:function"``, ``(probabilities (W, S, C), n_words, thresholds (C,))``
             -> :class:`anyner.decode.Candidates`.
+        targets: ``"module:function"``, ``(batch, gold spans per row, labels per row, max_width)``
+            -> :class:`anyner.batching.Targets` shaped like the network's logits (training).
         description: one line for error messages and docs.
         span_modes: the ``span_mode`` values a config of this type may hold.
     """
@@ -51,8 +53,10 @@ class ModelType:
     config_writer: str
     network: str
     candidates: str
+    targets: str
     description: str
     span_modes: tuple[str, ...] = ("markerV0", "marker")
+    max_span_words: str = "max_width"  # the config field bounding a trainable gold span's width
 
     def part(self, which: str) -> Callable[..., Any]:
         """The resolved callable of one of the ``"module:attribute"`` fields."""
@@ -73,6 +77,7 @@ MODEL_TYPES: dict[str, ModelType] = {
         config_writer="anyner.checkpoint:span_config_to_gliner",
         network="anyner.model.gliner:GLiNERModel",
         candidates="anyner.decode:candidates",
+        targets="anyner.batching:span_targets",
         description="uni-encoder span model (span_mode marker or markerV0)",
     ),
     "uni_encoder_token": ModelType(
@@ -82,8 +87,10 @@ MODEL_TYPES: dict[str, ModelType] = {
         config_writer="anyner.checkpoint:span_config_to_gliner",
         network="anyner.model.token:TokenGLiNERModel",
         candidates="anyner.decode:token_candidates",
+        targets="anyner.batching:token_targets",
         description="uni-encoder token-level model (span_mode token_level: start, end and inside scores per word)",
         span_modes=("token_level",),
+        max_span_words="max_len",  # no width limit: a span only has to fit in the window
     ),
 }
 

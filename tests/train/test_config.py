@@ -23,3 +23,18 @@ def test_config_errors_name_the_setting(tmp_path):
     cfg = load_train_config(good)
     assert cfg.data[0].path == str(tmp_path / "data" / "x.jsonl")
     assert cfg.output.dir == str(tmp_path / "runs" / "a")
+
+
+def test_model_type_in_the_model_table(tmp_path):
+    cfg = tmp_path / "token.toml"
+    cfg.write_text('[model]\ntype = "uni_encoder_token"\n[[data]]\npath = "x.jsonl"\n')
+    network = load_train_config(cfg).model.network
+    assert (network.model_type, network.span_mode) == ("uni_encoder_token", "token_level")
+    cfg.write_text('[model]\ntype = "token"\n[[data]]\npath = "x.jsonl"\n')
+    with pytest.raises(ValueError, match=r"type = 'token' is not a model type; known: uni_encoder_span"):
+        load_train_config(cfg)
+    cfg.write_text('[model]\ntype = "uni_encoder_token"\nspan_mode = "marker"\n[[data]]\npath = "x.jsonl"\n')
+    with pytest.raises(
+        ValueError, match="span_mode='marker' is not supported for model_type='uni_encoder_token'"
+    ):
+        load_train_config(cfg)

@@ -54,6 +54,29 @@ def test_overfitting_then_save_and_reload(tmp_path, minilm_dir):
     assert reloaded.predict(text, ["person", "city"]) == model.predict(text, ["person", "city"])
 
 
+@pytest.mark.slow
+def test_token_level_overfitting_then_save_and_reload(tmp_path, minilm_dir):
+    """A token-level model (``[model] type = "uni_encoder_token"``) learns the three sentences to
+    F1 = 1.0 too, and the saved folder loads back as a token-level model in anyner and in the
+    reference package with the same entities."""
+    cfg = tiny_train_config(
+        tmp_path, minilm_dir, hidden=128, steps=250, batch_size=3, lr_encoder=1e-4, lr_others=1e-3,
+        model_type="uni_encoder_token",
+    )  # fmt: skip
+    assert (cfg.model.network.model_type, cfg.model.network.span_mode) == ("uni_encoder_token", "token_level")
+    model = Trainer(cfg, progress=False, log=lambda m: None).fit()
+    assert model.config.model_type == "uni_encoder_token"
+    assert f1_on_sentences(model) == 1.0
+    reloaded = AnyNER.from_pretrained(tmp_path / "run" / "model")
+    assert reloaded.config.model_type == "uni_encoder_token"
+    assert f1_on_sentences(reloaded) == 1.0
+    gliner = pytest.importorskip("gliner", reason="the reference gliner package is not installed")
+    ref = gliner.GLiNER.from_pretrained(str(tmp_path / "run" / "model"), local_files_only=True)
+    text = " ".join(TRAIN_SENTENCES[1][0])
+    want = [(e["start"], e["end"], e["label"]) for e in ref.predict_entities(text, ["person", "city"])]
+    assert want == [(e.start, e.end, e.label) for e in reloaded.predict(text, ["person", "city"])]
+
+
 def test_resume_ends_with_the_same_weights(tmp_path, tiny_bert_dir):
     """An interrupted run resumed from its checkpoint ends exactly where an uninterrupted one does."""
     kw = dict(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from anyner.config import AnyNERConfig
+from anyner.model_types import MODEL_TYPES
 from anyner.validate import positive_int, unit_interval
 
 # The AnyNERConfig fields a [model] table may set; the others come from the encoder and the
@@ -20,7 +21,8 @@ class ModelSettings:
     """The model to train: a new head on ``encoder``, or an existing model (``init_from``).
 
     The head's settings are an :class:`AnyNERConfig` (``network``), the one home of model
-    settings: the ``[model]`` table's other keys (``hidden_size``, ``span_mode``,
+    settings: ``type`` (a row of :data:`anyner.model_types.MODEL_TYPES`: ``uni_encoder_span``,
+    the default, or ``uni_encoder_token``) and the ``[model]`` table's other keys (``hidden_size``, ``span_mode``,
     ``num_rnn_layers``, ``dropout``, ``max_width``, ``max_len``, ``name``) are its fields,
     validated by it. ``max_len`` is also the most words of one training window: a longer
     record is read in windows, as prediction reads it.
@@ -148,12 +150,20 @@ def config_from_dict(raw: dict[str, Any], base: Path | None = None) -> TrainConf
         return str((base / p).resolve())
 
     table = dict(raw.get("model", {}))
-    known = {"encoder", "init_from", *MODEL_FIELDS}
+    known = {"encoder", "init_from", "type", *MODEL_FIELDS}
     unknown = set(table) - known
     if unknown:
         raise ValueError(f"[model]: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    fields_ = {k: table.pop(k) for k in MODEL_FIELDS if k in table}
+    if "type" in table:
+        kind = table.pop("type")
+        row = MODEL_TYPES.get(kind) if isinstance(kind, str) else None
+        if row is None:
+            raise ValueError(f"[model]: type = {kind!r} is not a model type; known: {', '.join(MODEL_TYPES)}")
+        fields_["model_type"] = kind
+        fields_.setdefault("span_mode", row.span_modes[0])  # token-level types have one span mode
     try:
-        network = AnyNERConfig(**{k: table.pop(k) for k in MODEL_FIELDS if k in table})
+        network = AnyNERConfig(**fields_)
     except (TypeError, ValueError, NotImplementedError) as e:
         raise ValueError(f"[model]: {e}") from e
     model = ModelSettings(**table, network=network)

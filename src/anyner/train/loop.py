@@ -19,8 +19,7 @@ from pathlib import Path
 
 import torch
 
-from anyner import checkpoint
-from anyner.batching import span_targets
+from anyner import checkpoint, model_types
 from anyner.pipeline import AnyNER
 from anyner.train.config import TrainConfig
 from anyner.train.dropout import use_fast_dropout, use_torch_dropout
@@ -110,7 +109,12 @@ class Trainer:
             self.model = AnyNER.from_encoder(_resolve_encoder(m.encoder), device=device, config=m.network)
         self.net = self.model.model
         self.device = self.model.device
-        self.mix = Mix(load_corpora(config.data, t.seed, self.log), t, self.model.config.max_width)
+        cfg = self.model.config
+        row = model_types.get(cfg.model_type)
+        self._targets = row.part("targets")
+        # the widest gold span the network can score: max_width words for span models, a whole
+        # window for token-level ones
+        self.mix = Mix(load_corpora(config.data, t.seed, self.log), t, getattr(cfg, row.max_span_words))
         self.spans_lost = 0  # gold spans in no window of their record (since this process started)
         self.out = Path(config.output.dir)
         self.ckpt_dir = self.out / "checkpoints"
@@ -141,7 +145,7 @@ class Trainer:
         features = [featurizer.train_features(it.words, it.labels, it.spans, it.draw) for it in items]
         self.spans_lost += sum(f.lost for f in features)
         batch = featurizer.collate_prompted([f.prompted for f in features])
-        targets = span_targets(
+        targets = self._targets(
             batch, [f.spans for f in features], [f.n_labels for f in features], self.model.config.max_width
         )
         return batch, targets
