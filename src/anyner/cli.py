@@ -89,6 +89,15 @@ Each file is checked against the torch model; onnx_export.json records the figur
 Needs the onnx and onnxruntime packages: pip install 'anyner[onnx]'.
 """
 
+EXAMPLES_PUSH = """\
+examples:
+  anyner push runs/my-run/model you/my-ner-model                  # HF_TOKEN or `huggingface-cli login`
+  anyner push ./my-model you/my-ner-model --private --revision v1
+
+The token comes from HF_TOKEN or from `huggingface-cli login`; it needs write access.
+Needs torch to write the weights: pip install 'anyner[torch]'.
+"""
+
 # The one table of exit statuses: printed at the end of every --help, followed by every
 # subcommand (main maps the exceptions to it; nothing else returns a status of its own).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -265,6 +274,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     eo.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     eo.set_defaults(func=cmd_export)
+
+    pu = sub.add_parser(
+        "push",
+        help="upload a model to the Hugging Face Hub",
+        description="Upload a model to the Hugging Face Hub: its config, weights, tokenizer and a model card.",
+        epilog=EXAMPLES_PUSH + "\n" + EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pu.add_argument("model", help="model folder (or Hub id) to upload; 'builtin' for the built-in model")
+    pu.add_argument("repo_id", help="Hub repository, e.g. you/my-ner-model (created if it does not exist)")
+    pu.add_argument("--private", action="store_true", help="create the repository private")
+    pu.add_argument(
+        "--revision", metavar="BRANCH", help="branch to commit to (default main; created if needed)"
+    )
+    pu.add_argument("--message", metavar="TEXT", help="commit message")
+    pu.set_defaults(func=cmd_push)
     return p
 
 
@@ -641,6 +666,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     except (ImportError, OSError, RuntimeError) as e:
         raise Failed(f"export failed: {_one_line(e)}") from e
     sys.stdout.write(f"wrote {out}\n" + format_report(out))
+    return EXIT_OK
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from anyner import hub
+
+    hub.check_repo_id(args.repo_id)  # a bad id or no Hub fails before the model loads
+    try:
+        hub.check_online(args.repo_id)
+    except hub.HubError as e:
+        raise Failed(str(e)) from e
+    _need("anyner push", "torch", "torch", "transformers")
+    model = load_model(args.model, "torch")  # the upload is the torch weights, as save_pretrained writes them
+    try:
+        url = model.push_to_hub(
+            args.repo_id, private=args.private, commit_message=args.message, revision=args.revision
+        )
+    except hub.HubError as e:
+        raise Failed(str(e)) from e
+    sys.stdout.write(f"pushed {args.model or 'builtin'} to {args.repo_id}: {url}\n")
     return EXIT_OK
 
 
