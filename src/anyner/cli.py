@@ -89,6 +89,15 @@ Each file is checked against the torch model; onnx_export.json records the figur
 Needs the onnx and onnxruntime packages: pip install 'anyner[onnx]'.
 """
 
+EXAMPLES_PLOT = """\
+examples:
+  anyner plot runs/my-run                        # writes runs/my-run/curves.png
+  anyner plot runs/my-run --out my-run.png
+
+anyner train writes curves.png itself at each checkpoint when matplotlib is installed;
+this command redraws it, also while the run goes on. Needs matplotlib: pip install 'anyner[plot]'.
+"""
+
 EXAMPLES_PUSH = """\
 examples:
   anyner push runs/my-run/model you/my-ner-model                  # HF_TOKEN or `huggingface-cli login`
@@ -204,6 +213,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ev.add_argument("--batch-size", type=int, default=8, help="texts per model batch (default 8)")
     ev.add_argument("--json", type=Path, metavar="OUT", help="also write the scores to this JSON file")
+    ev.add_argument(
+        "--plot", type=Path, metavar="PNG",
+        help="also draw per-dataset F1 bars, beside the paper's, to this PNG (pip install 'anyner[plot]')",
+    )  # fmt: skip
     ev.set_defaults(func=cmd_evaluate)
 
     tr = sub.add_parser(
@@ -274,6 +287,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     eo.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     eo.set_defaults(func=cmd_export)
+
+    pl = sub.add_parser(
+        "plot",
+        help="draw a training run's curves (loss, learning rates, eval F1)",
+        description="Draw a training run's curves from its metrics.jsonl: loss, learning rates, eval F1.",
+        epilog=EXAMPLES_PLOT + "\n" + EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pl.add_argument(
+        "run", type=Path, metavar="RUN_DIR", help="the run's output folder (or its metrics.jsonl)"
+    )
+    pl.add_argument(
+        "-o", "--out", type=Path, metavar="PNG", help="the picture to write (default RUN_DIR/curves.png)"
+    )
+    pl.set_defaults(func=cmd_plot)
 
     pu = sub.add_parser(
         "push",
@@ -586,6 +614,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         positive_int(args.limit, "--limit")
     threshold(args.threshold, "--threshold")
     positive_int(args.batch_size, "--batch-size")
+    if args.plot is not None:
+        _need_plot("anyner evaluate --plot")
     paths = [*args.data, *([evaluate.suite_folder(args.suite)] if args.suite else [])]
     if not paths:
         raise ValueError("nothing to evaluate: give --data PATH [PATH ...] or --suite ood")
@@ -610,6 +640,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             args.json.write_text(text, encoding="utf-8")
         except OSError as e:
             raise Failed(f"cannot write {args.json}: {e.strerror or _one_line(e)}") from e
+    if args.plot:
+        from anyner.plot import plot_f1_bars
+
+        try:
+            plot_f1_bars(suite, args.plot, title=f"F1 of {args.model or 'the built-in model'} ({args.split})")
+        except OSError as e:
+            raise Failed(f"cannot write {args.plot}: {e.strerror or _one_line(e)}") from e
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _need_plot(what: str) -> None:
+    from anyner.plot import matplotlib_missing
+
+    why = matplotlib_missing(what)
+    if why is not None:
+        raise Failed(why)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    _need_plot("anyner plot")
+    from anyner.plot import plot_curves
+
+    try:
+        out = plot_curves(args.run, args.out)
+    except FileNotFoundError as e:
+        raise ValueError(str(e)) from e
+    sys.stdout.write(f"wrote {out}\n")
     return EXIT_OK
 
 
