@@ -154,7 +154,8 @@ def curves_figure(m: RunMetrics, title: str = "") -> Figure:
                     *zip(*pts, strict=True), color=f"C{(i + 3) % 10}", alpha=0.5, lw=1, marker=".", label=name
                 )
         ev.plot(m.eval_steps, m.average_f1, color="black", lw=2, marker="o", label="average")
-        ev.set(xlabel="step", ylabel="F1 (%)", title="evaluation F1")
+        top = max([*m.average_f1, *(v for vs in m.eval_f1.values() for v in vs if v is not None)])
+        ev.set(xlabel="step", ylabel="F1 (%)", title="evaluation F1", ylim=(0, min(100.0, top * 1.15 + 1)))
         ev.legend(fontsize="small")
     for ax in axes:
         ax.grid(alpha=0.3)
