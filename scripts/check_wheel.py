@@ -2,11 +2,13 @@
 
     python scripts/check_wheel.py                       # build into dist/, smoke test in a temp venv
     python scripts/check_wheel.py --venv .venv-light    # keep the venv (CI installs the test tools in it)
-    python scripts/check_wheel.py --no-install          # build and inspect only (no network)
+    python scripts/check_wheel.py --no-install          # build and inspect only
+    python scripts/check_wheel.py --sdist               # also the sdist (python -m build), the wheel from it
 
 The wheel is built from a copy of the tracked files (``git ls-files``; every file but the
 usual caches when there is no git), so that nothing left in the working tree (a stray file
-under ``resources/``, a ``build/`` folder) reaches it. Checks:
+under ``resources/``, a ``build/`` folder) reaches it. With ``--sdist``, ``python -m build``
+makes the sdist and the wheel from the sdist, so the sdist is checked complete too. Checks:
 
 * size under ``--max-mb`` (default 100 MB);
 * the version in its metadata is ``pyproject.toml``'s, and it has the ``anyner`` command;
@@ -25,6 +27,7 @@ Exit status 0 when every check passes, 1 otherwise (each failure is printed).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -92,24 +95,58 @@ def tracked_files() -> list[Path]:
     ]
 
 
-def build_wheel(dist: Path, isolation: bool) -> Path:
-    """``pip wheel`` on a clean copy of the tracked files; returns the wheel's path."""
+def build(dist: Path, isolation: bool, sdist: bool) -> tuple[Path, Path | None]:
+    """Build from a clean copy of the tracked files; returns the wheel's path and the sdist's.
+
+    With ``sdist``, ``python -m build`` makes the sdist and then the wheel from it (so the wheel
+    proves the sdist complete); else ``pip wheel`` makes the wheel alone.
+    """
     dist.mkdir(parents=True, exist_ok=True)
-    for old in dist.glob("anyner-*.whl"):
+    for old in [*dist.glob("anyner-*.whl"), *dist.glob("anyner-*.tar.gz")]:
         old.unlink()
     with tempfile.TemporaryDirectory(prefix="anyner-src-") as tmp:
         src = Path(tmp) / "anyner"
         for rel in tracked_files():
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, src / rel)
-        cmd = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-q", "-w", str(dist)]
-        if not isolation:
-            cmd.append("--no-build-isolation")
-        subprocess.run(cmd, check=True, env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))
+        if sdist:
+            cmd = [sys.executable, "-m", "build", "--outdir", str(dist), str(src)]
+            cmd += [] if isolation else ["--no-isolation"]
+        else:
+            cmd = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-q", "-w", str(dist)]
+            cmd += [] if isolation else ["--no-build-isolation"]
+        done = subprocess.run(
+            cmd, env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"), capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise SystemExit(
+                f"the build failed ({' '.join(cmd[1:4])}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+            )
     wheels = sorted(dist.glob("anyner-*.whl"))
-    if len(wheels) != 1:
-        raise SystemExit(f"expected one anyner wheel in {dist}, found {[w.name for w in wheels]}")
-    return wheels[0]
+    sdists = sorted(dist.glob("anyner-*.tar.gz"))
+    if len(wheels) != 1 or len(sdists) != int(sdist):
+        raise SystemExit(f"expected one anyner wheel in {dist}, found {[w.name for w in wheels + sdists]}")
+    return wheels[0], sdists[0] if sdist else None
+
+
+def inspect_sdist(path: Path) -> list[str]:
+    """The failures of the sdist's contents check: the project files in, no venv, git or build folder."""
+    import tarfile
+
+    version = project_version()
+    with tarfile.open(path) as tar:
+        names = [m.name for m in tar.getmembers() if m.isfile()]
+    root = f"anyner-{version}/"
+    inner = {n[len(root) :] for n in names if n.startswith(root)}
+    failures = [f"sdist entry outside {root}: {n}" for n in names if not n.startswith(root)]
+    for need in ("pyproject.toml", "README.md", "PKG-INFO", *(f"src/{r}" for r in REQUIRED)):
+        if need not in inner:
+            failures.append(f"missing from the sdist: {need}")
+    for n in inner:
+        if {".git", ".venv", ".venv-light", "build", "dist", "__pycache__"}.intersection(n.split("/")[:-1]):
+            failures.append(f"venv, git, build or cache file in the sdist: {n}")
+    print(f"sdist: {path.name}: {path.stat().st_size / 1e6:.1f} MB, {len(names)} files")
+    return failures
 
 
 def inspect_wheel(wheel: Path, max_mb: float) -> list[str]:
@@ -217,11 +254,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--no-install", action="store_true", help="skip the venv smoke test")
     p.add_argument(
+        "--sdist", action="store_true",
+        help="build the sdist too, and the wheel from it, with `python -m build` (pip install build)",
+    )  # fmt: skip
+    p.add_argument(
         "--no-build-isolation", action="store_true", help="build with the installed setuptools (offline)"
     )
     args = p.parse_args(argv)
-    wheel = args.wheel or build_wheel(args.dist, isolation=not args.no_build_isolation)
-    failures = inspect_wheel(wheel, args.max_mb)
+    failures = []
+    if args.wheel is not None:
+        wheel = args.wheel
+    else:
+        if args.sdist and importlib.util.find_spec("build") is None:
+            raise SystemExit("--sdist needs the build package: pip install build")
+        wheel, sdist = build(args.dist, isolation=not args.no_build_isolation, sdist=args.sdist)
+        failures += inspect_sdist(sdist) if sdist is not None else []
+    failures += inspect_wheel(wheel, args.max_mb)
     if not args.no_install:
         if args.venv is not None:
             failures += smoke_test(wheel, args.venv.resolve())
