@@ -117,6 +117,25 @@ def test_the_wheel_checker_names_what_is_missing_or_extra(tmp_path):
     assert check.inspect_wheel(wheel, max_mb=0.001)[0].startswith("the wheel is ")
 
 
+def test_the_sdist_check_names_what_is_missing_or_extra(tmp_path):
+    import io
+    import tarfile
+
+    check = load_check_wheel()
+    root = f"anyner-{pyproject_version()}"
+    sdist = tmp_path / f"{root}.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        for name in ("pyproject.toml", "PKG-INFO", "src/anyner/cli.py", ".venv/bin/python", "stray.txt"):
+            info = tarfile.TarInfo(f"{root}/{name}" if name != "stray.txt" else name)
+            tar.addfile(info, io.BytesIO(b""))
+    failures = check.inspect_sdist(sdist)
+    assert "missing from the sdist: README.md" in failures
+    assert "missing from the sdist: src/anyner/resources/builtin/model.safetensors" in failures
+    assert "venv, git, build or cache file in the sdist: .venv/bin/python" in failures
+    assert f"sdist entry outside {root}/: stray.txt" in failures
+    assert "missing from the sdist: src/anyner/cli.py" not in failures
+
+
 # ---------------------------------------------------------------------- push_to_hub
 
 
