@@ -59,7 +59,9 @@ max_records, keep_empty), [train] (steps, batch_size, lr_encoder, lr_others, war
 schedule, neg_ratio, max_types, drop_labels, loss, reduction, ema_decay, ...), [output]
 (dir, save_every, keep, log_every) and [eval] (data, every, limit). Relative paths are
 read from the config's folder. Checkpoints are written atomically to OUTPUT/checkpoints,
-metrics to OUTPUT/metrics.jsonl, the final model to OUTPUT/model.
+metrics to OUTPUT/metrics.jsonl, the final model to OUTPUT/model, and at each checkpoint the
+curves of loss, learning rates and eval F1 to OUTPUT/curves.png (with matplotlib:
+pip install 'anyner[plot]'; `anyner plot OUTPUT` redraws them).
 """
 
 EXAMPLES_SERVE = """\
