@@ -259,6 +259,14 @@ def test_anyner_push_uploads(fake_hub, tiny_model, tmp_path, capsys):
     from anyner.cli import EXIT_OK, main
 
     folder = tiny_model.save_pretrained(tmp_path / "model")
-    assert main(["push", str(folder), "me/tiny-ner", "--private"]) == EXIT_OK
+    (tmp_path / "card.md").write_text("# My model\n\nF1 42 on my data.\n")
+    assert (
+        main(["push", str(folder), "me/tiny-ner", "--private", "--card", str(tmp_path / "card.md")])
+        == EXIT_OK
+    )
     assert "pushed" in capsys.readouterr().out
     assert (fake_hub.uploaded / "model.safetensors").is_file()
+    assert (fake_hub.uploaded / "README.md").read_text() == "# My model\n\nF1 42 on my data.\n"
+    assert dict(fake_hub.calls)["create_repo"]["private"] is True
+    assert main(["push", str(folder), "me/tiny-ner", "--card", str(tmp_path / "none.md")]) == 2
+    assert "cannot read the model card" in capsys.readouterr().err

@@ -319,6 +319,10 @@ def _parser() -> argparse.ArgumentParser:
         "--revision", metavar="BRANCH", help="branch to commit to (default main; created if needed)"
     )
     pu.add_argument("--message", metavar="TEXT", help="commit message")
+    pu.add_argument(
+        "--card", type=Path, metavar="FILE",
+        help="Markdown file to upload as the model card, README.md (default: one written for the model)",
+    )  # fmt: skip
     pu.set_defaults(func=cmd_push)
     return p
 
@@ -732,7 +736,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     from anyner import hub
 
-    hub.check_repo_id(args.repo_id)  # a bad id or no Hub fails before the model loads
+    hub.check_repo_id(args.repo_id)  # a bad id, card or no Hub fails before the model loads
+    card = None
+    if args.card is not None:
+        try:
+            card = args.card.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(
+                f"cannot read the model card {args.card}: {getattr(e, 'strerror', None) or e}"
+            ) from e
     try:
         hub.check_online(args.repo_id)
     except hub.HubError as e:
@@ -741,8 +753,9 @@ def cmd_push(args: argparse.Namespace) -> int:
     model = load_model(args.model, "torch")  # the upload is the torch weights, as save_pretrained writes them
     try:
         url = model.push_to_hub(
-            args.repo_id, private=args.private, commit_message=args.message, revision=args.revision
-        )
+            args.repo_id, private=args.private, commit_message=args.message, revision=args.revision,
+            model_card=card,
+        )  # fmt: skip
     except hub.HubError as e:
         raise Failed(str(e)) from e
     sys.stdout.write(f"pushed {args.model or 'builtin'} to {args.repo_id}: {url}\n")

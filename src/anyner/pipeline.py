@@ -221,6 +221,7 @@ class AnyNER:
         private: bool = False,
         commit_message: str | None = None,
         revision: str | None = None,
+        model_card: str | None = None,
     ) -> str:
         """Upload the model to the Hugging Face Hub as ``repo_id`` (created if it does not exist).
 
@@ -235,6 +236,8 @@ class AnyNER:
             private: create the repository private (an existing one keeps its visibility).
             commit_message: the commit's message.
             revision: the branch to commit to (created if needed); default the main branch.
+            model_card: the Markdown of ``README.md`` (your figures, data, license); default a
+                card with Hub metadata, how to load the model and its settings.
 
         Returns:
             The URL of the commit.
@@ -254,7 +257,8 @@ class AnyNER:
         with tempfile.TemporaryDirectory(prefix="anyner-push-") as tmp:
             folder = self.save_pretrained(Path(tmp) / "model")
             card = folder / hub.CARD_NAME
-            card.write_text(hub.model_card(repo_id, self.config, __version__), encoding="utf-8")
+            text = model_card if model_card is not None else hub.model_card(repo_id, self.config, __version__)
+            card.write_text(text, encoding="utf-8")
             return hub.push_folder(
                 folder,
                 repo_id,
