@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from anyner._version import package_version
 from anyner.types import Entity
 
 if TYPE_CHECKING:
     from anyner.config import AnyNERConfig
     from anyner.pipeline import AnyNER
 
-__version__ = "0.1.0"
+__version__: str = package_version()
 __all__ = ["AnyNER", "AnyNERConfig", "Entity", "__version__"]
 
 

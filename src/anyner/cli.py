@@ -59,7 +59,9 @@ max_records, keep_empty), [train] (steps, batch_size, lr_encoder, lr_others, war
 schedule, neg_ratio, max_types, drop_labels, loss, reduction, ema_decay, ...), [output]
 (dir, save_every, keep, log_every) and [eval] (data, every, limit). Relative paths are
 read from the config's folder. Checkpoints are written atomically to OUTPUT/checkpoints,
-metrics to OUTPUT/metrics.jsonl, the final model to OUTPUT/model.
+metrics to OUTPUT/metrics.jsonl, the final model to OUTPUT/model, and at each checkpoint the
+curves of loss, learning rates and eval F1 to OUTPUT/curves.png (with matplotlib:
+pip install 'anyner[plot]'; `anyner plot OUTPUT` redraws them).
 """
 
 EXAMPLES_SERVE = """\
@@ -87,6 +89,24 @@ tokenizer) plus the ONNX file(s), so it loads with either backend:
   AnyNER.from_pretrained("./my-model-onnx", backend="onnx", onnx_file="model_int8.onnx")
 Each file is checked against the torch model; onnx_export.json records the figures.
 Needs the onnx and onnxruntime packages: pip install 'anyner[onnx]'.
+"""
+
+EXAMPLES_PLOT = """\
+examples:
+  anyner plot runs/my-run                        # writes runs/my-run/curves.png
+  anyner plot runs/my-run --out my-run.png
+
+anyner train writes curves.png itself at each checkpoint when matplotlib is installed;
+this command redraws it, also while the run goes on. Needs matplotlib: pip install 'anyner[plot]'.
+"""
+
+EXAMPLES_PUSH = """\
+examples:
+  anyner push runs/my-run/model you/my-ner-model                  # HF_TOKEN or `huggingface-cli login`
+  anyner push ./my-model you/my-ner-model --private --revision v1
+
+The token comes from HF_TOKEN or from `huggingface-cli login`; it needs write access.
+Needs torch to write the weights: pip install 'anyner[torch]'.
 """
 
 # The one table of exit statuses: printed at the end of every --help, followed by every
@@ -195,6 +215,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ev.add_argument("--batch-size", type=int, default=8, help="texts per model batch (default 8)")
     ev.add_argument("--json", type=Path, metavar="OUT", help="also write the scores to this JSON file")
+    ev.add_argument(
+        "--plot", type=Path, metavar="PNG",
+        help="also draw per-dataset F1 bars, beside the paper's, to this PNG (pip install 'anyner[plot]')",
+    )  # fmt: skip
     ev.set_defaults(func=cmd_evaluate)
 
     tr = sub.add_parser(
@@ -265,6 +289,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     eo.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     eo.set_defaults(func=cmd_export)
+
+    pl = sub.add_parser(
+        "plot",
+        help="draw a training run's curves (loss, learning rates, eval F1)",
+        description="Draw a training run's curves from its metrics.jsonl: loss, learning rates, eval F1.",
+        epilog=EXAMPLES_PLOT + "\n" + EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pl.add_argument(
+        "run", type=Path, metavar="RUN_DIR", help="the run's output folder (or its metrics.jsonl)"
+    )
+    pl.add_argument(
+        "-o", "--out", type=Path, metavar="PNG", help="the picture to write (default RUN_DIR/curves.png)"
+    )
+    pl.set_defaults(func=cmd_plot)
+
+    pu = sub.add_parser(
+        "push",
+        help="upload a model to the Hugging Face Hub",
+        description="Upload a model to the Hugging Face Hub: its config, weights, tokenizer and a model card.",
+        epilog=EXAMPLES_PUSH + "\n" + EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pu.add_argument("model", help="model folder (or Hub id) to upload; 'builtin' for the built-in model")
+    pu.add_argument("repo_id", help="Hub repository, e.g. you/my-ner-model (created if it does not exist)")
+    pu.add_argument("--private", action="store_true", help="create the repository private")
+    pu.add_argument(
+        "--revision", metavar="BRANCH", help="branch to commit to (default main; created if needed)"
+    )
+    pu.add_argument("--message", metavar="TEXT", help="commit message")
+    pu.add_argument(
+        "--card", type=Path, metavar="FILE",
+        help="Markdown file to upload as the model card, README.md (default: one written for the model)",
+    )  # fmt: skip
+    pu.set_defaults(func=cmd_push)
     return p
 
 
@@ -561,6 +620,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         positive_int(args.limit, "--limit")
     threshold(args.threshold, "--threshold")
     positive_int(args.batch_size, "--batch-size")
+    if args.plot is not None:
+        _need_plot("anyner evaluate --plot")
     paths = [*args.data, *([evaluate.suite_folder(args.suite)] if args.suite else [])]
     if not paths:
         raise ValueError("nothing to evaluate: give --data PATH [PATH ...] or --suite ood")
@@ -585,6 +646,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             args.json.write_text(text, encoding="utf-8")
         except OSError as e:
             raise Failed(f"cannot write {args.json}: {e.strerror or _one_line(e)}") from e
+    if args.plot:
+        from anyner.plot import plot_f1_bars
+
+        try:
+            plot_f1_bars(suite, args.plot, title=f"F1 of {args.model or 'the built-in model'} ({args.split})")
+        except OSError as e:
+            raise Failed(f"cannot write {args.plot}: {e.strerror or _one_line(e)}") from e
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _need_plot(what: str) -> None:
+    from anyner.plot import matplotlib_missing
+
+    why = matplotlib_missing(what)
+    if why is not None:
+        raise Failed(why)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    _need_plot("anyner plot")
+    from anyner.plot import plot_curves
+
+    try:
+        out = plot_curves(args.run, args.out)
+    except FileNotFoundError as e:
+        raise ValueError(str(e)) from e
+    sys.stdout.write(f"wrote {out}\n")
     return EXIT_OK
 
 
@@ -641,6 +730,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     except (ImportError, OSError, RuntimeError) as e:
         raise Failed(f"export failed: {_one_line(e)}") from e
     sys.stdout.write(f"wrote {out}\n" + format_report(out))
+    return EXIT_OK
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from anyner import hub
+
+    hub.check_repo_id(args.repo_id)  # a bad id, card or no Hub fails before the model loads
+    card = None
+    if args.card is not None:
+        try:
+            card = args.card.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(
+                f"cannot read the model card {args.card}: {getattr(e, 'strerror', None) or e}"
+            ) from e
+    try:
+        hub.check_online(args.repo_id)
+    except hub.HubError as e:
+        raise Failed(str(e)) from e
+    _need("anyner push", "torch", "torch", "transformers")
+    model = load_model(args.model, "torch")  # the upload is the torch weights, as save_pretrained writes them
+    try:
+        url = model.push_to_hub(
+            args.repo_id, private=args.private, commit_message=args.message, revision=args.revision,
+            model_card=card,
+        )  # fmt: skip
+    except hub.HubError as e:
+        raise Failed(str(e)) from e
+    sys.stdout.write(f"pushed {args.model or 'builtin'} to {args.repo_id}: {url}\n")
     return EXIT_OK
 
 

@@ -213,6 +213,61 @@ class AnyNER:
         self.tokenizer.save_pretrained(str(folder))
         return folder
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        token: str | None = None,
+        private: bool = False,
+        commit_message: str | None = None,
+        revision: str | None = None,
+        model_card: str | None = None,
+    ) -> str:
+        """Upload the model to the Hugging Face Hub as ``repo_id`` (created if it does not exist).
+
+        The upload is the folder :meth:`save_pretrained` writes (config, weights, tokenizer) and
+        a model card (``README.md``); it loads with ``AnyNER.from_pretrained(repo_id)`` and in
+        the ``gliner`` package.
+
+        Args:
+            repo_id: ``"owner/name"`` (or ``"name"`` under the token's own account).
+            token: a Hub token with write access; default ``HF_TOKEN`` or the one stored by
+                ``huggingface-cli login``.
+            private: create the repository private (an existing one keeps its visibility).
+            commit_message: the commit's message.
+            revision: the branch to commit to (created if needed); default the main branch.
+            model_card: the Markdown of ``README.md`` (your figures, data, license); default a
+                card with Hub metadata, how to load the model and its settings.
+
+        Returns:
+            The URL of the commit.
+
+        Raises:
+            ValueError: ``repo_id`` is not a repository id, or the model has no torch weights.
+            anyner.hub.HubError: offline, no token or a refused one, no network.
+        """
+        import tempfile
+
+        from anyner import __version__, hub
+
+        hub.check_repo_id(repo_id)
+        if self.model is None:
+            raise ValueError("this model runs on another backend and has no torch weights to push")
+        hub.check_online(repo_id)  # before the weights are written: offline, nothing can be uploaded
+        with tempfile.TemporaryDirectory(prefix="anyner-push-") as tmp:
+            folder = self.save_pretrained(Path(tmp) / "model")
+            card = folder / hub.CARD_NAME
+            text = model_card if model_card is not None else hub.model_card(repo_id, self.config, __version__)
+            card.write_text(text, encoding="utf-8")
+            return hub.push_folder(
+                folder,
+                repo_id,
+                token=token,
+                private=private,
+                commit_message=commit_message,
+                revision=revision,
+            )
+
     # ------------------------------------------------------------------ prediction
 
     def predict(

@@ -136,6 +136,7 @@ class Trainer:
             {n: p.detach().clone() for n, p in self.net.named_parameters()} if t.ema_decay > 0 else None
         )
         self.step = 0
+        self._plot_noted = False
 
     # ------------------------------------------------------------------ batches
 
@@ -228,11 +229,13 @@ class Trainer:
                     window_loss, window_n = 0.0, 0
                 if self.step % o.save_every == 0 or self.step in (t.steps, stop):
                     self.save_checkpoint()
+                    self.plot_curves()
                 ev = self.config.eval
                 if ev.data and ev.every and self.step % ev.every == 0 and self.step < t.steps:
                     self._evaluate(metrics)
             if self.config.eval.data and self.step == t.steps:
                 self._evaluate(metrics)
+                self.plot_curves()  # with the final evaluation
         finally:
             use_torch_dropout(self.net)
             metrics.close()
@@ -264,6 +267,25 @@ class Trainer:
         metrics.write(json.dumps(record) + "\n")
         metrics.flush()
         self.log(f"step {self.step}: eval average F1 {result.average_f1:.1f}")
+
+    def plot_curves(self) -> Path | None:
+        """Redraw ``OUTPUT/curves.png`` (loss, learning rates, eval F1) from ``metrics.jsonl``.
+
+        Only with matplotlib (the ``plot`` extra); without it, or when drawing fails, one note
+        says so (once per process) and training goes on: a picture never stops a run.
+        """
+        from anyner import plot
+
+        why = plot.matplotlib_missing("curves.png")
+        if why is None:
+            try:
+                return plot.plot_curves(self.out)
+            except Exception as e:  # a plotting failure of any kind must not end hours of training
+                why = f"{plot.CURVES_NAME} not drawn: {type(e).__name__}: {e}"
+        if not self._plot_noted:
+            self.log(f"note: {why}")
+            self._plot_noted = True
+        return None
 
     # ------------------------------------------------------------------ checkpoints
 
