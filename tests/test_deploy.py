@@ -110,6 +110,23 @@ def test_a_key_guards_the_api_and_the_metrics():
             assert client.get(path).status_code == 200, path
 
 
+def test_the_schema_says_the_key():
+    """With a key, the OpenAPI schema names both headers (/docs gets an "Authorize" button)."""
+    with TestClient(create_app(StubModel())) as client:
+        assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})
+    with TestClient(create_app(StubModel(), api_key=KEY)) as client:
+        doc = client.get("/openapi.json").json()
+    schemes = doc["components"]["securitySchemes"]
+    assert {(s["type"], s.get("scheme"), s.get("name")) for s in schemes.values()} == {
+        ("http", "bearer", None), ("apiKey", None, "X-API-Key"),
+    }  # fmt: skip
+    for path, method in (("/v1/entities", "post"), ("/v1/model", "get")):
+        op = doc["paths"][path][method]
+        assert sorted(k for alt in op["security"] for k in alt) == sorted(schemes), path
+        assert "401" in op["responses"]
+    assert "security" not in doc["paths"]["/health"]["get"]
+
+
 def test_the_key_is_never_logged_nor_echoed(caplog, tmp_path, monkeypatch):
     caplog.set_level(logging.DEBUG)  # every logger, every level
     caplog.handler.addFilter(deploy.RequestIdFilter())

@@ -16,6 +16,10 @@ The OpenAPI schema says what the server accepts: the body is ``oneOf`` :class:`T
 say (a per-label threshold names only labels, one label set per text, no lone surrogates, the
 model's own label checks) is a documented 422. ``benchmarks/schemathesis_serve.py`` checks the two agree. The model is a
 :class:`Predictor`.
+
+For a deployment (see :mod:`anyner.deploy`): an optional API key (401 without it), CORS for the
+origins given, Prometheus metrics at ``/metrics``, an ``X-Request-ID`` per request shown in its
+log lines, several worker processes, and a shutdown that answers the queued requests first.
 """
 
 from __future__ import annotations
@@ -933,13 +937,32 @@ def create_app(
             body, media_type = prometheus.render()
             return Response(body, media_type=media_type)
 
-    @app.get("/v1/model", response_model=ModelInfo, summary="The model's name and the limits")
+    # With a key, the schema says so (and /docs gets its "Authorize" button); the middleware
+    # (deploy.ApiKey) checks it, before the body is read: these dependencies only describe it.
+    guarded: list[Any] = []
+    if api_key is not None:
+        from fastapi import Security
+        from fastapi.security import APIKeyHeader, HTTPBearer
+
+        guarded = [
+            Security(HTTPBearer(auto_error=False, description="`Authorization: Bearer KEY`")),
+            Security(APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: KEY`")),
+        ]
+        errors_401 = {401: {"model": ErrorOut, "description": "The API key is missing or wrong"}}
+    else:
+        errors_401 = {}
+
+    @app.get(
+        "/v1/model", response_model=ModelInfo, summary="The model's name and the limits",
+        dependencies=guarded, responses=errors_401,
+    )  # fmt: skip
     async def model_info() -> ModelInfo:
         return info
 
     retry_after = {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 0}}
     errors: dict[int | str, dict[str, Any]] = {
         400: {"model": ErrorOut, "description": "The body cannot be read: bytes that are no UTF-8"},
+        **errors_401,
         413: {"model": ErrorOut, "description": "The body is larger than `max_body_bytes` (`GET /v1/model`)"},
         422: {"model": InvalidOut, "description": _INVALID},
         500: {"model": ErrorOut, "description": "The model failed on this request"},
@@ -995,6 +1018,7 @@ def create_app(
     entities.__annotations__["req"] = Annotated[body_type, body]
     app.post(
         "/v1/entities",
+        dependencies=guarded,
         response_model=TextResult | BatchResult,
         response_model_exclude_none=True,
         summary="Find entities in one text or a batch",
