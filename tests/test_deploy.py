@@ -632,14 +632,18 @@ def test_each_worker_builds_its_app_from_the_environment(monkeypatch, tmp_path):
 def test_run_starts_uvicorn_workers_with_the_factory(monkeypatch):
     import uvicorn
 
-    calls = []
+    import logging.config
+
+    calls, configs = [], []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    monkeypatch.setattr(logging.config, "dictConfig", configs.append)  # the test's logging stays as it is
     monkeypatch.setenv(deploy.OPTIONS_ENV, "")  # so that the test's end removes what run() sets
     serve.run(None, workers=2, worker_options='{"x": 1}', port=9, shutdown_timeout=4.0)
     app, kw = calls[-1]
     assert app == "anyner.deploy:app_from_env" and kw["factory"] is True and kw["workers"] == 2
     assert kw["timeout_graceful_shutdown"] == 4.0 and kw["access_log"] is False and kw["port"] == 9
     assert os.environ[deploy.OPTIONS_ENV] == '{"x": 1}'  # what the workers read
+    assert configs[-1] is kw["log_config"] and "anyner" in configs[-1]["loggers"]
     serve.run(StubModel(), port=9)
     app, kw = calls[-1]
     assert app.state.batcher is not None and "workers" not in kw

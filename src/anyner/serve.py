@@ -1049,14 +1049,18 @@ def run(
 
     from anyner import deploy
 
+    import logging.config
+
     positive_int(workers, "workers")
+    config = deploy.log_config(log_level)
+    logging.config.dictConfig(config)  # now, so that the warnings below have the server's format
     if host not in ("127.0.0.1", "localhost", "::1") and options.get("api_key") is None:
         log.warning(
             "listening on %s without an API key: anyone who reaches it can use it (--api-key-file)", host
         )
     shutdown = options.get("shutdown_timeout", 30.0)
     common = dict(
-        host=host, port=port, log_level=log_level, log_config=deploy.log_config(log_level),
+        host=host, port=port, log_level=log_level, log_config=config,
         access_log=False,  # anyner.access logs each request, with its id
         timeout_graceful_shutdown=shutdown,
     )  # fmt: skip
