@@ -630,9 +630,9 @@ def test_each_worker_builds_its_app_from_the_environment(monkeypatch, tmp_path):
 
 
 def test_run_starts_uvicorn_workers_with_the_factory(monkeypatch):
-    import uvicorn
-
     import logging.config
+
+    import uvicorn
 
     calls, configs = [], []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))

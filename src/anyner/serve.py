@@ -1043,13 +1043,12 @@ def run(
     process builds its own app and model from ``worker_options`` (the JSON of
     :func:`anyner.deploy.worker_options`), which uvicorn's workers read from the environment.
     """
+    import logging.config
     import os
 
     import uvicorn
 
     from anyner import deploy
-
-    import logging.config
 
     positive_int(workers, "workers")
     config = deploy.log_config(log_level)
