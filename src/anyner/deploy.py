@@ -37,7 +37,9 @@ __all__ = [
 
 API_KEY_ENV = "ANYNER_API_KEY"
 OPTIONS_ENV = "ANYNER_SERVE_OPTIONS"
-OPEN_PATHS = frozenset({"/", "/app.js", "/health", "/docs", "/redoc", "/openapi.json", "/favicon.ico"})
+OPEN_PATHS = frozenset(
+    {"/", "/app.js", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/favicon.ico"}
+)
 """Paths that need no API key: the page, the health check and the documentation (and, below
 ``/docs-assets/``, the documentation's files). Every other path needs it, ``/v1/*`` and
 ``/metrics`` included: a path added later is protected unless it is listed here."""
