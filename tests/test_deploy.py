@@ -318,6 +318,16 @@ def test_metrics_can_be_off():
         assert client.post("/v1/entities", json=ENTITY).status_code == 200
 
 
+def test_without_prometheus_client_the_server_runs_without_metrics(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # its import now fails
+    with caplog.at_level(logging.WARNING, logger="anyner"):
+        app = create_app(StubModel())
+    assert "prometheus_client is not installed" in caplog.text and "anyner[serve]" in caplog.text
+    with TestClient(app) as client:
+        assert client.get("/metrics").status_code == 404
+        assert client.post("/v1/entities", json=ENTITY).status_code == 200
+
+
 @pytest.fixture(scope="module")
 def builtin_onnx():
     from anyner import AnyNER

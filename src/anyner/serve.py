@@ -521,8 +521,8 @@ class MicroBatcher:
     def close(self, timeout: float = 10.0) -> None:
         """Stop taking requests, answer those queued (the queue drains), then stop the worker.
 
-        A request that comes after gets :class:`Closed`. Requests still queued after ``timeout``
-        seconds (a model too slow to drain them) get a RuntimeError rather than wait forever.
+        A request that comes after gets :class:`Closed`, and so do the requests still queued after
+        ``timeout`` seconds (a model too slow to drain them), rather than wait forever.
         """
         with self._lock:  # after it, no request enters the queue: the worker can see it empty
             self._closed = True
@@ -968,7 +968,7 @@ def create_app(
         500: {"model": ErrorOut, "description": "The model failed on this request"},
         503: {
             "model": ErrorOut,
-            "description": "The queue is full; retry after `Retry-After` seconds",
+            "description": "The queue is full, or the server is shutting down; retry after `Retry-After` seconds",
             "headers": {"Retry-After": retry_after},
         },
     }
