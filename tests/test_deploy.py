@@ -661,3 +661,58 @@ def test_run_starts_uvicorn_workers_with_the_factory(monkeypatch):
         serve.run(None, workers=2)
     with pytest.raises(ValueError, match="workers"):
         serve.run(StubModel(), workers=0)
+
+
+@pytest.mark.slow
+def test_two_workers_serve_the_builtin_model(tmp_path):
+    """``anyner serve --workers 2`` for real: two processes, each loading the built-in model
+    through the factory, both behind the key; SIGTERM stops them all."""
+    import httpx
+
+    (tmp_path / "key").write_text(KEY)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
+    env.pop(deploy.API_KEY_ENV, None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "anyner.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        "--backend",
+        "onnx",
+    ]
+    proc = subprocess.Popen(
+        [*cmd, "--api-key-file", str(tmp_path / "key")], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[0]
+                time.sleep(0.2)
+        body = {"text": "Ada Lovelace lived in London.", "labels": ["person", "city"]}
+        assert httpx.post(url + "/v1/entities", json=body, timeout=30).status_code == 401
+        with httpx.Client(headers={"X-API-Key": KEY}, timeout=30) as client:
+            answers = [client.post(url + "/v1/entities", json=body) for _ in range(6)]
+        assert {r.status_code for r in answers} == {200}
+        assert {e["text"] for e in answers[0].json()["entities"]} == {"Ada Lovelace", "London"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) in (0, -signal.SIGTERM)
+        log = proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    workers = set(re.findall(r"Started server process \[(\d+)\]", log))
+    assert len(workers) == 2, log
+    assert len(re.findall(r"Finished server process \[(\d+)\]", log)) == 2, log
+    assert "Traceback" not in log and KEY not in log
