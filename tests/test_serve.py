@@ -271,7 +271,7 @@ def test_routes_take_no_path_parameters():
     app = create_app(StubModel({}))
     paths = {getattr(r, "path", None) for r in app.routes}
     assert not [p for p in paths if p and "{" in p], "a route with a path parameter could name a file"
-    assert paths <= {"/", "/app.js", "/health", "/v1/model", "/v1/entities", "/docs", "/redoc",
+    assert paths <= {"/", "/app.js", "/health", "/metrics", "/v1/model", "/v1/entities", "/docs", "/redoc",
                      "/openapi.json", "/docs/oauth2-redirect", "/docs-assets/swagger-ui-bundle.js",
                      "/docs-assets/swagger-ui.css", "/docs-assets/redoc.standalone.js",
                      "/docs-assets/favicon.png"}  # fmt: skip

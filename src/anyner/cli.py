@@ -14,6 +14,7 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import IO, Any
 
+from anyner.deploy import API_KEY_ENV  # standard library only: cheap at start-up
 from anyner.validate import positive_int, threshold
 
 EXAMPLES_PREDICT = """\
@@ -71,11 +72,24 @@ examples:
   curl -s localhost:8000/v1/entities -H 'Content-Type: application/json' \\
        -d '{"text": "Bill Gates founded Microsoft.", "labels": ["person", "organization"]}'
 
+  anyner serve --host 0.0.0.0 --api-key-file key.txt --workers 2
+  curl -s localhost:8000/v1/entities -H "Authorization: Bearer $(cat key.txt)" \\
+       -H 'Content-Type: application/json' -d '{"text": "Ada Lovelace", "labels": ["person"]}'
+
 Endpoints: POST /v1/entities ({"text"} or {"texts"}, "labels", "threshold", "flat",
-"multi_label", "html"), GET /v1/model, GET /health, the OpenAPI docs at /docs, and a page
-to try the model at /. Requests beyond a limit get 413 (body) or 422; a full queue 503.
-The server has no authentication: it binds 127.0.0.1 unless --host says otherwise.
-Needs FastAPI and uvicorn: pip install 'anyner[serve]'.
+"multi_label", "html"), GET /v1/model, GET /health, GET /metrics (Prometheus), the OpenAPI
+docs at /docs, and a page to try the model at /. Requests beyond a limit get 413 (body) or
+422; a full queue 503. Each answer carries X-Request-ID (the client's, or a new one), which
+the log lines of that request show.
+
+API key: with --api-key-file (or the ANYNER_API_KEY environment variable), every request
+needs `Authorization: Bearer KEY` or `X-API-Key: KEY`, else 401: /v1/* and /metrics. These
+stay open: / (the page), /app.js, /health, /docs, /redoc, /openapi.json and /docs-assets/.
+The key is never logged. Without a key there is no authentication: the server binds
+127.0.0.1 unless --host says otherwise.
+SIGTERM or Ctrl-C: the server stops taking connections, answers the queued requests (for up
+to --shutdown-timeout seconds), then exits.
+Needs FastAPI, uvicorn and prometheus_client: pip install 'anyner[serve]'.
 """
 
 EXAMPLES_EXPORT = """\
@@ -263,6 +277,23 @@ def _parser() -> argparse.ArgumentParser:
         ("--max-body-bytes", 1_048_576, "bytes in one request body"),
     ):
         sv.add_argument(flag, type=int, default=default, metavar="N", help=f"most {what} (default {default})")
+    sv.add_argument(
+        "--api-key-file", metavar="PATH",
+        help=f"a file holding the API key that requests must send (or set {API_KEY_ENV}); see below",
+    )  # fmt: skip
+    sv.add_argument(
+        "--cors-origin", action="append", default=[], metavar="ORIGIN", dest="cors_origins",
+        help="let pages of this origin (scheme://host[:port], or *) call the API from a browser; "
+        "repeat for several (default: none)",
+    )  # fmt: skip
+    sv.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="worker processes, each with its own model and queue (default 1)",
+    )  # fmt: skip
+    sv.add_argument(
+        "--shutdown-timeout", type=float, default=30.0, metavar="S",
+        help="on SIGTERM, how long to wait for the requests under way and queued (default 30 s)",
+    )  # fmt: skip
     sv.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     sv.set_defaults(func=cmd_serve)
 
@@ -700,22 +731,38 @@ _SERVE_COUNTS = (
 def cmd_serve(args: argparse.Namespace) -> int:
     for dest in _SERVE_COUNTS:
         positive_int(getattr(args, dest), "--" + dest.replace("_", "-"))
+    positive_int(args.workers, "--workers")
+    if not 0 <= args.shutdown_timeout <= 3600:
+        raise ValueError(f"--shutdown-timeout must be seconds in [0, 3600], got {args.shutdown_timeout!r}")
     _need("anyner serve", "serve", "fastapi", "uvicorn")
     try:
-        from anyner import serve
+        from anyner import deploy, serve
     except ImportError as e:
         raise Failed(f"anyner serve cannot start ({_one_line(e)}): pip install 'anyner[serve]'") from e
 
+    # the arguments first, so that a bad one is reported at once, not after the model loads
+    api_key = deploy.read_api_key(args.api_key_file)  # ValueError: exit 2; OSError: exit 1
+    if args.cors_origins:
+        deploy.cors_options(args.cors_origins)
     limits = serve.Limits(
         max_text_chars=args.max_text_chars, max_texts=args.max_texts, max_labels=args.max_labels,
         max_label_chars=args.max_label_chars, max_body_bytes=args.max_body_bytes,
     )  # fmt: skip
-    model = load_model(args.model, args.backend)
-    serve.run(
-        model, host=args.host, port=args.port, log_level=args.log_level, limits=limits,
-        batch_size=args.batch_size, queue_size=args.queue_size, max_wait_ms=args.max_wait_ms,
-        name=args.model or "builtin",
+    options = dict(
+        limits=limits, batch_size=args.batch_size, queue_size=args.queue_size, max_wait_ms=args.max_wait_ms,
+        name=args.model or "builtin", cors_origins=args.cors_origins, shutdown_timeout=args.shutdown_timeout,
     )  # fmt: skip
+    where = dict(host=args.host, port=args.port, log_level=args.log_level)
+    if args.workers == 1:
+        serve.run(load_model(args.model, args.backend), **where, api_key=api_key, **options)
+        return EXIT_OK
+    # Each worker loads its own model; loading it here first turns a bad --model into one
+    # clear error, rather than workers that fail one after the other.
+    load_model(args.model, args.backend)  # and dropped
+    spec = deploy.worker_options(
+        model=args.model, backend=args.backend, api_key_file=args.api_key_file, **options
+    )
+    serve.run(None, **where, workers=args.workers, worker_options=spec, api_key=api_key, **options)
     return EXIT_OK
 
 

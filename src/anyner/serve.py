@@ -16,6 +16,10 @@ The OpenAPI schema says what the server accepts: the body is ``oneOf`` :class:`T
 say (a per-label threshold names only labels, one label set per text, no lone surrogates, the
 model's own label checks) is a documented 422. ``benchmarks/schemathesis_serve.py`` checks the two agree. The model is a
 :class:`Predictor`.
+
+For a deployment (see :mod:`anyner.deploy`): an optional API key (401 without it), CORS for the
+origins given, Prometheus metrics at ``/metrics``, an ``X-Request-ID`` per request shown in its
+log lines, several worker processes, and a shutdown that answers the queued requests first.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -59,7 +63,7 @@ from anyner.types import Entity
 from anyner.validate import positive_int
 
 __all__ = [
-    "BatchRequest", "EntitiesRequest", "Limits", "MicroBatcher", "Predictor", "QueueFull", "TextRequest",
+    "BatchRequest", "Closed", "EntitiesRequest", "Limits", "MicroBatcher", "Predictor", "QueueFull", "TextRequest",
     "create_app", "request_models", "run",
 ]  # fmt: skip
 
@@ -400,6 +404,10 @@ class QueueFull(Exception):
     """The request queue is full."""
 
 
+class Closed(RuntimeError):
+    """The batcher is closing: it answers the requests it holds and takes no more (answered 503)."""
+
+
 @dataclass(eq=False)
 class _Part:
     """The texts of one request that share a label set (all of them, unless it gives one per text):
@@ -479,38 +487,60 @@ class MicroBatcher:
     requests is run alone, so that only the faulty one gets the error.
     """
 
-    def __init__(self, model: Predictor, batch_size: int = 8, queue_size: int = 64, max_wait_ms: float = 5.0):
+    def __init__(
+        self,
+        model: Predictor,
+        batch_size: int = 8,
+        queue_size: int = 64,
+        max_wait_ms: float = 5.0,
+        on_batch: Callable[[int], None] | None = None,
+    ):
         positive_int(batch_size, "batch_size")
         positive_int(queue_size, "queue_size")
         if not 0 <= max_wait_ms <= 1000:
             raise ValueError(f"max_wait_ms must be in [0, 1000], got {max_wait_ms!r}")
         self.model, self.batch_size, self.max_wait = model, batch_size, max_wait_ms / 1000
+        self.on_batch = on_batch  # called with the number of texts of each model call (metrics)
         self.queue: queue.Queue[_Work] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._closed = False
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._stop.clear()
-                self._thread = threading.Thread(target=self._loop, name="anyner-batcher", daemon=True)
-                self._thread.start()
+            self._start()
+
+    def _start(self) -> None:  # with the lock held
+        if self._thread is None or not self._thread.is_alive():
+            self._closed = False
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="anyner-batcher", daemon=True)
+            self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the worker; requests still queued get a RuntimeError rather than wait forever."""
-        self._stop.set()
-        with self._lock:
-            if self._thread is not None:
-                self._thread.join(timeout)
-                self._thread = None
+        """Stop taking requests, answer those queued (the queue drains), then stop the worker.
+
+        A request that comes after gets :class:`Closed`, and so do the requests still queued after
+        ``timeout`` seconds (a model too slow to drain them), rather than wait forever.
+        """
+        with self._lock:  # after it, no request enters the queue: the worker can see it empty
+            self._closed = True
+            self._stop.set()
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning(
+                    "the model did not answer the queued requests in %s s; they get an error", timeout
+                )
         while True:
             try:
                 work = self.queue.get_nowait()
             except queue.Empty:
                 break
             if work.future.set_running_or_notify_cancel():
-                work.future.set_exception(RuntimeError("the server is shutting down"))
+                work.future.set_exception(Closed("the server is shutting down"))
 
     async def predict(
         self, texts: Sequence[str], labels: Any, threshold: Any, flat: bool, multi_label: bool
@@ -519,17 +549,21 @@ class MicroBatcher:
 
         ``labels`` is one label set for all texts, or a list of label sets, one per text.
         """
-        self.start()
         work = _Work(list(texts))
         work.parts = _parts(work, labels, threshold, flat, multi_label)
-        try:
-            self.queue.put_nowait(work)
-        except queue.Full:
-            raise QueueFull from None
+        with self._lock:
+            if self._closed:
+                raise Closed
+            self._start()
+            try:
+                self.queue.put_nowait(work)
+            except queue.Full:
+                raise QueueFull from None
         return await asyncio.wrap_future(work.future)
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        # once stopped, the loop goes on until the queue is empty (close() lets no more in)
+        while not self._stop.is_set() or not self.queue.empty():
             try:
                 first = self.queue.get(timeout=0.1)
             except queue.Empty:
@@ -563,6 +597,8 @@ class MicroBatcher:
         if not group:
             return
         texts = [t for part in group for t in part.texts]
+        if self.on_batch is not None:
+            self.on_batch(len(texts))
         try:
             found = self.model.predict_batch(texts, batch_size=self.batch_size, **group[0].args)
             if len(found) != len(texts):
@@ -797,6 +833,10 @@ def create_app(
     queue_size: int = 64,
     max_wait_ms: float = 5.0,
     name: str | None = None,
+    api_key: str | None = None,
+    cors_origins: Sequence[str] = (),
+    metrics: bool = True,
+    shutdown_timeout: float = 30.0,
 ) -> FastAPI:
     """The FastAPI app serving ``model`` (an :class:`~anyner.AnyNER`, or any :class:`Predictor`).
 
@@ -806,15 +846,35 @@ def create_app(
         queue_size: most requests waiting for the worker; more are answered 503.
         max_wait_ms: how long the worker waits for more requests to fill a batch.
         name: the model's name in ``GET /v1/model`` (default ``model.config.name``).
+        api_key: when given, every request outside ``anyner.deploy.OPEN_PATHS`` (the page,
+            ``/health``, the documentation) needs it, as ``Authorization: Bearer KEY`` or
+            ``X-API-Key: KEY``; others get 401.
+        cors_origins: origins whose pages may call the API from a browser (none by default;
+            ``*`` for any); see :func:`anyner.deploy.cors_options`.
+        metrics: serve Prometheus metrics at ``/metrics`` (needs ``prometheus_client``, in the
+            ``serve`` extra; without it, a warning and no ``/metrics``).
+        shutdown_timeout: at shutdown, how long the worker may take to answer the queued
+            requests; those still waiting then get 503.
     """
-    from anyner import __version__
+    from anyner import __version__, deploy
 
     limits = limits if limits is not None else Limits()
+    cors = deploy.cors_options(cors_origins) if cors_origins else None
+    if not (isinstance(shutdown_timeout, int | float) and 0 <= shutdown_timeout <= 3600):
+        raise ValueError(f"shutdown_timeout must be seconds in [0, 3600], got {shutdown_timeout!r}")
     batcher = MicroBatcher(model, batch_size=batch_size, queue_size=queue_size, max_wait_ms=max_wait_ms)
     info = _model_info(model, name, batch_size=batch_size, queue_size=queue_size, limits=asdict(limits))
     text_model, batch_model = request_models(limits)
     body_type = _body_type(text_model, batch_model)
     page, script = _web_file("index.html"), _web_file("app.js")
+    prometheus = None
+    if metrics:
+        try:
+            prometheus = deploy.Metrics(batcher.queue.qsize, model)
+        except ImportError:
+            log.warning("prometheus_client is not installed: no /metrics (pip install 'anyner[serve]')")
+        else:
+            batcher.on_batch = prometheus.observe_batch
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -822,7 +882,8 @@ def create_app(
         try:
             yield
         finally:
-            await asyncio.to_thread(batcher.close)
+            # uvicorn calls this on SIGTERM once its connections are done: the queue drains first
+            await asyncio.to_thread(batcher.close, shutdown_timeout)
 
     description = "Open-type named entity recognition: find entities of any type you name."
     # /docs and /redoc from the server's own files; without the package that ships them (the
@@ -839,8 +900,18 @@ def create_app(
     )  # fmt: skip
     if docs is not None:
         _add_docs(app, docs)
-    app.state.batcher, app.state.limits = batcher, limits
+    app.state.batcher, app.state.limits, app.state.metrics = batcher, limits, prometheus
+    # the last added is the outermost: ids and metrics see every answer (a 401, a 413 too);
+    # CORS answers preflights (which carry no key) and adds its headers to a 401; the key is
+    # checked before the body is read
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    if api_key is not None:
+        app.add_middleware(deploy.ApiKey, key=api_key)
+    if cors is not None:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, **cors)
+    app.add_middleware(deploy.RequestLog, metrics=prometheus)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -859,19 +930,45 @@ def create_app(
     async def health() -> Health:
         return Health(status="ok", queued=batcher.queue.qsize())
 
-    @app.get("/v1/model", response_model=ModelInfo, summary="The model's name and the limits")
+    if prometheus is not None:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics_page() -> Response:
+            body, media_type = prometheus.render()
+            return Response(body, media_type=media_type)
+
+    # With a key, the schema says so (and /docs gets its "Authorize" button); the middleware
+    # (deploy.ApiKey) checks it, before the body is read: these dependencies only describe it.
+    guarded: list[Any] = []
+    if api_key is not None:
+        from fastapi import Security
+        from fastapi.security import APIKeyHeader, HTTPBearer
+
+        guarded = [
+            Security(HTTPBearer(auto_error=False, description="`Authorization: Bearer KEY`")),
+            Security(APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: KEY`")),
+        ]
+        errors_401 = {401: {"model": ErrorOut, "description": "The API key is missing or wrong"}}
+    else:
+        errors_401 = {}
+
+    @app.get(
+        "/v1/model", response_model=ModelInfo, summary="The model's name and the limits",
+        dependencies=guarded, responses=errors_401,
+    )  # fmt: skip
     async def model_info() -> ModelInfo:
         return info
 
     retry_after = {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 0}}
     errors: dict[int | str, dict[str, Any]] = {
         400: {"model": ErrorOut, "description": "The body cannot be read: bytes that are no UTF-8"},
+        **errors_401,
         413: {"model": ErrorOut, "description": "The body is larger than `max_body_bytes` (`GET /v1/model`)"},
         422: {"model": InvalidOut, "description": _INVALID},
         500: {"model": ErrorOut, "description": "The model failed on this request"},
         503: {
             "model": ErrorOut,
-            "description": "The queue is full; retry after `Retry-After` seconds",
+            "description": "The queue is full, or the server is shutting down; retry after `Retry-After` seconds",
             "headers": {"Retry-After": retry_after},
         },
     }
@@ -896,6 +993,12 @@ def create_app(
                 f"the server is busy: its queue of {queue_size} requests (queue_size) is full; retry later",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             ) from None
+        except Closed:
+            raise HTTPException(
+                503,
+                "the server is shutting down; retry later",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from None
         except (ValueError, TypeError) as e:
             raise HTTPException(422, str(e)) from e
         except Exception as e:
@@ -915,6 +1018,7 @@ def create_app(
     entities.__annotations__["req"] = Annotated[body_type, body]
     app.post(
         "/v1/entities",
+        dependencies=guarded,
         response_model=TextResult | BatchResult,
         response_model_exclude_none=True,
         summary="Find entities in one text or a batch",
@@ -924,14 +1028,47 @@ def create_app(
 
 
 def run(
-    model: Predictor, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **options: Any
+    model: Predictor | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    workers: int = 1,
+    worker_options: str | None = None,
+    **options: Any,
 ) -> None:
-    """Serve ``model`` with uvicorn until interrupted; ``options`` go to :func:`create_app`."""
+    """Serve ``model`` with uvicorn until interrupted (SIGINT or SIGTERM: the queue drains first).
+
+    ``options`` go to :func:`create_app`. With ``workers`` > 1, ``model`` is None and each worker
+    process builds its own app and model from ``worker_options`` (the JSON of
+    :func:`anyner.deploy.worker_options`), which uvicorn's workers read from the environment.
+    """
+    import logging.config
+    import os
+
     import uvicorn
 
-    app = create_app(model, **options)
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    from anyner import deploy
+
+    positive_int(workers, "workers")
+    config = deploy.log_config(log_level)
+    logging.config.dictConfig(config)  # now, so that the warnings below have the server's format
+    if host not in ("127.0.0.1", "localhost", "::1") and options.get("api_key") is None:
         log.warning(
-            "listening on %s: the server has no authentication; anyone who reaches it can use it", host
+            "listening on %s without an API key: anyone who reaches it can use it (--api-key-file)", host
         )
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    shutdown = options.get("shutdown_timeout", 30.0)
+    common = dict(
+        host=host, port=port, log_level=log_level, log_config=config,
+        access_log=False,  # anyner.access logs each request, with its id
+        timeout_graceful_shutdown=shutdown,
+    )  # fmt: skip
+    if workers == 1:
+        if model is None:
+            raise ValueError("run() needs a model with one worker")
+        uvicorn.run(create_app(model, **options), **common)
+        return
+    if worker_options is None:
+        raise ValueError("run() needs worker_options with several workers: each worker loads its own model")
+    os.environ[deploy.OPTIONS_ENV] = worker_options  # the workers inherit the environment
+    uvicorn.run("anyner.deploy:app_from_env", factory=True, workers=workers, **common)
