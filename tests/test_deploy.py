@@ -25,7 +25,7 @@ with warnings.catch_warnings():  # starlette's notice that it prefers httpx2 to 
     warnings.filterwarnings("ignore", message=".*httpx", category=UserWarning)
     from fastapi.testclient import TestClient
 
-from anyner import cli, deploy, serve  # noqa: E402
+from anyner import cli, deploy, serve, workers  # noqa: E402
 from anyner.serve import Limits, create_app  # noqa: E402
 from tests.conftest import StubModel  # noqa: E402
 
@@ -617,14 +617,16 @@ def test_cli_serve_workers_pass_their_options_not_the_key(served, tmp_path):
 def test_each_worker_builds_its_app_from_the_environment(monkeypatch, tmp_path):
     (tmp_path / "key").write_text(KEY)
     loads = []
-    monkeypatch.setattr(cli, "load_model", lambda name, backend: loads.append((name, backend)) or StubModel())
+    monkeypatch.setattr(
+        workers, "load_model", lambda name, backend: loads.append((name, backend)) or StubModel()
+    )
     spec = deploy.worker_options(
         model="m", backend="auto", api_key_file=str(tmp_path / "key"), limits=Limits(max_texts=2),
         batch_size=3, queue_size=5, max_wait_ms=1.0, name="m", cors_origins=["https://a.example"],
         shutdown_timeout=2.0,
     )  # fmt: skip
     monkeypatch.setenv(deploy.OPTIONS_ENV, spec)
-    app = deploy.app_from_env()
+    app = workers.app_from_env()
     assert loads == [("m", "auto")]
     with TestClient(app) as client:
         assert client.get("/v1/model").status_code == 401
@@ -633,10 +635,10 @@ def test_each_worker_builds_its_app_from_the_environment(monkeypatch, tmp_path):
         assert preflight(client, "https://a.example").status_code == 200
     monkeypatch.setenv(deploy.OPTIONS_ENV, "{}")
     with pytest.raises(RuntimeError, match="does not hold the options"):
-        deploy.app_from_env()
+        workers.app_from_env()
     monkeypatch.delenv(deploy.OPTIONS_ENV)
     with pytest.raises(RuntimeError, match="is not set"):
-        deploy.app_from_env()
+        workers.app_from_env()
 
 
 def test_run_starts_uvicorn_workers_with_the_factory(monkeypatch):
@@ -650,7 +652,7 @@ def test_run_starts_uvicorn_workers_with_the_factory(monkeypatch):
     monkeypatch.setenv(deploy.OPTIONS_ENV, "")  # so that the test's end removes what run() sets
     serve.run(None, workers=2, worker_options='{"x": 1}', port=9, shutdown_timeout=4.0)
     app, kw = calls[-1]
-    assert app == "anyner.deploy:app_from_env" and kw["factory"] is True and kw["workers"] == 2
+    assert app == "anyner.workers:app_from_env" and kw["factory"] is True and kw["workers"] == 2
     assert kw["timeout_graceful_shutdown"] == 4.0 and kw["access_log"] is False and kw["port"] == 9
     assert os.environ[deploy.OPTIONS_ENV] == '{"x": 1}'  # what the workers read
     assert configs[-1] is kw["log_config"] and "anyner" in configs[-1]["loggers"]

@@ -12,7 +12,7 @@ request ids in the logs, and several worker processes.
   token, else a new uuid4 hex), returned in ``X-Request-ID``, held in a context variable that
   :class:`RequestIdFilter` adds to every log record (``%(request_id)s``), and one access log
   line per request on the ``anyner.access`` logger.
-* :func:`app_from_env`: the app factory each uvicorn worker calls (``--workers N``): the options
+* :func:`anyner.workers.app_from_env`: the app factory each uvicorn worker calls (``--workers N``): the options
   travel in the ``ANYNER_SERVE_OPTIONS`` environment variable, never the key itself.
 """
 
@@ -32,7 +32,7 @@ from typing import Any
 
 __all__ = [
     "API_KEY_ENV", "OPEN_PATHS", "OPTIONS_ENV", "ApiKey", "Metrics", "RequestIdFilter", "RequestLog",
-    "app_from_env", "cors_options", "log_config", "read_api_key", "request_id",
+    "cors_options", "log_config", "read_api_key", "request_id",
 ]  # fmt: skip
 
 API_KEY_ENV = "ANYNER_API_KEY"
@@ -361,7 +361,7 @@ class _LabelCacheCollector:
 def worker_options(
     *, model: str | None, backend: str, api_key_file: str | None, **create_app_options: Any
 ) -> str:
-    """The JSON of ``ANYNER_SERVE_OPTIONS`` for :func:`app_from_env`: the model to load, the key
+    """The JSON of ``ANYNER_SERVE_OPTIONS`` for :func:`anyner.workers.app_from_env`: the model to load, the key
     file (the key itself stays out: a worker reads the file, or inherits ``ANYNER_API_KEY``)
     and :func:`~anyner.serve.create_app`'s options (``limits`` as a dict)."""
     from dataclasses import asdict, is_dataclass
@@ -371,31 +371,3 @@ def worker_options(
         create_app_options["limits"] = asdict(limits)
     spec = {"model": model, "backend": backend, "api_key_file": api_key_file, "app": create_app_options}
     return json.dumps(spec)
-
-
-def app_from_env() -> Any:
-    """The app of one uvicorn worker (``--workers N``), each with its own model: uvicorn calls
-    it in each worker process (``factory=True``), with the options of ``ANYNER_SERVE_OPTIONS``.
-
-    Raises:
-        RuntimeError: the variable is missing or is not such options.
-    """
-    from anyner import serve
-    from anyner.cli import load_model
-
-    raw = os.environ.get(OPTIONS_ENV)
-    if not raw:
-        raise RuntimeError(
-            f"{OPTIONS_ENV} is not set: this factory is for the workers of `anyner serve --workers N`"
-        )
-    try:
-        spec = json.loads(raw)
-        options = dict(spec["app"])
-        model_name, backend, key_file = spec["model"], spec["backend"], spec["api_key_file"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise RuntimeError(f"{OPTIONS_ENV} does not hold the options of `anyner serve`: {e}") from e
-    if options.get("limits") is not None:
-        options["limits"] = serve.Limits(**options["limits"])
-    key = read_api_key(key_file)
-    model = load_model(model_name, backend)
-    return serve.create_app(model, api_key=key, **options)

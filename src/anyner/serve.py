@@ -1071,4 +1071,4 @@ def run(
     if worker_options is None:
         raise ValueError("run() needs worker_options with several workers: each worker loads its own model")
     os.environ[deploy.OPTIONS_ENV] = worker_options  # the workers inherit the environment
-    uvicorn.run("anyner.deploy:app_from_env", factory=True, workers=workers, **common)
+    uvicorn.run("anyner.workers:app_from_env", factory=True, workers=workers, **common)
