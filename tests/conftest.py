@@ -58,7 +58,10 @@ def randomize_head(model: torch.nn.Module, seed: int, gain: float = 1.5) -> None
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.startswith(("token_rep_layer.bert_layer", "encoder.transformer")):
+            if name.startswith(
+                ("token_rep_layer.bert_layer", "encoder.transformer", "token_rep_layer.labels_encoder.model",
+                 "label_encoder.transformer")
+            ):  # fmt: skip
                 continue
             if p.dim() == 2:
                 p.copy_(torch.randn(p.shape, generator=g) * gain / math.sqrt(p.shape[1]))
@@ -151,6 +154,36 @@ def ref_token(tmp_path_factory, minilm_dir) -> Path:
         hidden_size=512,
         span_mode="token_level",
         num_rnn_layers=1,
+    )
+
+
+@pytest.fixture(scope="session")
+def ref_bi_span(tmp_path_factory, minilm_dir) -> Path:
+    """Bi-encoder span model (knowledgator/gliner-bi-* style): MiniLM reads text and labels; markerV0."""
+    return build_reference(
+        tmp_path_factory.mktemp("ref_bi_span"),
+        minilm_dir,
+        seed=3,
+        cls="BiEncoderSpanGLiNER",
+        labels_encoder=str(minilm_dir),
+        hidden_size=512,
+        span_mode="markerV0",
+        num_rnn_layers=1,
+    )
+
+
+@pytest.fixture(scope="session")
+def ref_bi_token(tmp_path_factory, minilm_dir) -> Path:
+    """Bi-encoder token-level model: MiniLM reads text and labels; start/end/inside scorer."""
+    return build_reference(
+        tmp_path_factory.mktemp("ref_bi_token"),
+        minilm_dir,
+        seed=4,
+        cls="BiEncoderTokenGLiNER",
+        labels_encoder=str(minilm_dir),
+        hidden_size=384,
+        span_mode="token_level",
+        num_rnn_layers=0,
     )
 
 

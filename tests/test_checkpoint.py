@@ -116,7 +116,6 @@ def test_hub_id_offline_error_names_the_id_and_the_fix():
     "field, value",
     [
         ("span_mode", "spanV1"),
-        ("labels_encoder", "BAAI/bge-small-en-v1.5"),
         ("labels_decoder", "gpt2"),
         ("relations_layer", "biaffine"),
         ("post_fusion_schema", "l2l-l2t"),
@@ -127,6 +126,17 @@ def test_hub_id_offline_error_names_the_id_and_the_fix():
 def test_unsupported_variants_name_field_and_value(field, value):
     with pytest.raises(NotImplementedError, match=rf"{field}={value!r}".replace("[", r"\[")):
         config_from_gliner({"model_name": "x", field: value})
+
+
+def test_bi_encoder_configs_read_as_their_own_types():
+    span = config_from_gliner({"model_name": "x", "labels_encoder": "BAAI/bge-small-en-v1.5"})
+    assert (span.model_type, span.labels_encoder) == ("bi_encoder_span", "BAAI/bge-small-en-v1.5")
+    token = config_from_gliner({"model_name": "x", "labels_encoder": "y", "span_mode": "token_level"})
+    assert (token.model_type, token.span_mode) == ("bi_encoder_token", "token_level")
+    with pytest.raises(ValueError, match="needs labels_encoder"):
+        AnyNERConfig(model_type="bi_encoder_span")
+    with pytest.raises(ValueError, match="labels_encoder must be None"):
+        AnyNERConfig(labels_encoder="y")
 
 
 def test_token_level_config_reads_as_its_own_type():

@@ -89,6 +89,34 @@ def test_token_level_reverse_direction(ref_token, tmp_path, shared):
     assert compare(ref_model, AnyNER.from_pretrained(out), sample, flat=False)[0] > 0
 
 
+@pytest.mark.parametrize("which", ["ref_bi_span", "ref_bi_token"])
+def test_bi_encoder_parity_on_ood_sentences(which, request, shared):
+    """Bi-encoder checkpoints (span and token forms): the text and the labels read apart."""
+    folder = request.getfixturevalue(which)
+    sample = ood_sample(shared, per_set=45)  # 315 sentences
+    ref_model, our_model = reference(folder), AnyNER.from_pretrained(folder)
+    assert our_model.config.model_type == which.replace("ref_", "").replace("bi_", "bi_encoder_")
+    for flat in (True, False):
+        n, worst, ties = compare(ref_model, our_model, sample, flat)
+        assert n > 300, "too few entities to say anything: the random head should fire"
+        print(f"{which} flat={flat}: {n} entities, {ties} near-tied labels, max |delta score| = {worst:.2e}")
+
+
+@pytest.mark.parametrize("which", ["ref_bi_span", "ref_bi_token"])
+def test_bi_encoder_reverse_direction(which, request, tmp_path, shared):
+    ours = AnyNER.from_pretrained(request.getfixturevalue(which))
+    out = ours.save_pretrained(tmp_path / "saved")
+    assert (out / "labels_tokenizer" / "tokenizer_config.json").is_file()
+    ref_model = reference(out)
+    assert (
+        type(ref_model).__name__
+        == {"ref_bi_span": "BiEncoderSpanGLiNER", "ref_bi_token": "BiEncoderTokenGLiNER"}[which]
+    )
+    sample = ood_sample(shared, per_set=8)
+    assert compare(ref_model, ours, sample, flat=True)[0] > 0
+    assert compare(ref_model, AnyNER.from_pretrained(out), sample, flat=False)[0] > 0
+
+
 def test_reverse_direction(ref_v21, tmp_path, shared):
     """anyner saves (safetensors), the reference loads, the entities are the same."""
     ours = AnyNER.from_pretrained(ref_v21)

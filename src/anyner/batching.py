@@ -36,6 +36,8 @@ class Batch:
     word_present: np.ndarray  # (B, W) True where the word has a subword; padding and empty words False
     text_lengths: np.ndarray  # (B,) words per sequence
     label_index: np.ndarray  # (B, C) position of each label's vector token
+    # bi-encoders: (B, C, D) float32 label vectors (padding labels zero); None for uni-encoders
+    label_vectors: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -52,14 +54,18 @@ class Batch:
         """The fields as torch tensors on ``device``, keyed by field name (the network's arguments)."""
         import torch
 
-        return {name: torch.from_numpy(getattr(self, name)).to(device) for name in INPUT_NAMES}
+        out = {name: torch.from_numpy(getattr(self, name)).to(device) for name in INPUT_NAMES}
+        if self.label_vectors is not None:
+            out["label_vectors"] = torch.from_numpy(self.label_vectors).to(device)
+        return out
 
     def feed(self, names: Sequence[str] = ()) -> dict[str, np.ndarray]:
         """The fields as contiguous numpy arrays for ONNX Runtime (only ``names``, if given)."""
         return {name: np.ascontiguousarray(getattr(self, name)) for name in (names or INPUT_NAMES)}
 
 
-INPUT_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Batch))
+# the inputs every network takes (and the ONNX graph's input names); bi-encoders add label_vectors
+INPUT_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Batch) if f.name != "label_vectors")
 
 
 @dataclass(frozen=True, slots=True)

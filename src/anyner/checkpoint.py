@@ -35,9 +35,12 @@ CONFIG_NAME = "gliner_config.json"
 SAFETENSORS_NAME = "model.safetensors"
 PICKLE_FREE_BIN_NAME = "pytorch_model.bin"  # read with torch.load(weights_only=True): no code is unpickled
 FLERT_TOKEN = "[FLERT]"
+LABELS_TOKENIZER_DIR = "labels_tokenizer"  # a bi-encoder's label tokenizer, as GLiNER saves it
 
 # GLiNER prefix -> anyner prefix. Longest GLiNER prefixes first.
 KEY_MAP = (
+    ("token_rep_layer.labels_encoder.model.", "label_encoder.transformer."),  # bi-encoders
+    ("token_rep_layer.labels_projection.", "label_encoder.projection."),
     ("token_rep_layer.bert_layer.model.", "encoder.transformer."),
     ("token_rep_layer.projection.", "encoder.projection."),
     ("span_rep_layer.span_rep_layer.", "span."),
@@ -59,12 +62,13 @@ _UNSUPPORTED = {
 }
 # Fields that select the variant: read by anyner.model_types, never kept in ``extra``.
 _VARIANT_FIELDS = {"labels_encoder", "labels_decoder", "decoder_mode", "relations_layer", "model_type"}
+# (labels_encoder is read into AnyNERConfig by the bi-encoder reader)
 
 # Fields that describe the network: read into AnyNERConfig. All others are kept in ``extra``.
 _NETWORK_FIELDS = {
     "model_name", "encoder_config", "hidden_size", "max_width", "span_mode", "num_rnn_layers", "has_rnn",
     "dropout", "ent_token", "sep_token", "class_token_index", "vocab_size", "max_len", "max_types",
-    "embed_ent_token", "name", "transformers_version",
+    "embed_ent_token", "name", "transformers_version", "labels_encoder_config",
 }  # fmt: skip
 
 
@@ -105,7 +109,24 @@ def token_config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> 
     return _uni_encoder_config(raw, source, "token_level", "uni_encoder_token")
 
 
-def _uni_encoder_config(raw: dict[str, Any], source: str, span_mode: str, model_type: str) -> AnyNERConfig:
+def bi_config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> AnyNERConfig:
+    """The ``bi_encoder_span`` and ``bi_encoder_token`` reader: ``labels_encoder`` names the
+    encoder of the labels; ``span_mode`` chooses between the span and the token-level head."""
+    token = raw.get("span_mode") == "token_level"
+    span_mode = "token_level" if token else raw.get("span_mode", "markerV0")
+    if not token and span_mode not in SPAN_MODES:
+        raise NotImplementedError(f"{source}: span_mode={span_mode!r} is not supported")
+    labels_config = raw.get("labels_encoder_config")
+    if labels_config is not None and not isinstance(labels_config, dict):
+        raise CheckpointError(f"{source}: labels_encoder_config must be an object or null")
+    base = _uni_encoder_config(raw, source, span_mode, "bi_encoder_token" if token else "bi_encoder_span",
+                               labels_encoder=str(raw["labels_encoder"]), labels_encoder_config=labels_config)  # fmt: skip
+    return base
+
+
+def _uni_encoder_config(
+    raw: dict[str, Any], source: str, span_mode: str, model_type: str, **fields: Any
+) -> AnyNERConfig:
     for key, ok in _UNSUPPORTED.items():
         if key in raw and not ok(raw[key]):
             raise NotImplementedError(
@@ -149,6 +170,7 @@ def _uni_encoder_config(raw: dict[str, Any], source: str, span_mode: str, model_
             embed_ent_token=bool(raw.get("embed_ent_token", True)),
             model_type=model_type,
             name=str(raw.get("name", "gliner")),
+            **fields,
             extra={
                 k: v
                 for k, v in raw.items()
@@ -191,6 +213,8 @@ def span_config_to_gliner(config: AnyNERConfig, hf_config: PretrainedConfig) -> 
         post_fusion_schema="",
         model_type=model_types.get(config.model_type).gliner_name,
     )
+    if config.labels_encoder is not None:
+        out.update(labels_encoder=config.labels_encoder, labels_encoder_config=config.labels_encoder_config)
     return out
 
 
@@ -213,6 +237,37 @@ def read_config(folder: Path, check_encoder: bool = True) -> AnyNERConfig:
         except Exception as e:  # unknown model_type, a field of the wrong type, inconsistent sizes
             raise CheckpointError(f"{path}: its encoder_config is not valid: {type(e).__name__}: {e}") from e
     return config
+
+
+def labels_hf_config(config: AnyNERConfig) -> PretrainedConfig:
+    """A bi-encoder's label encoder config: from ``labels_encoder_config``, else from ``labels_encoder``."""
+    if config.labels_encoder_config is not None:
+        return _hf_config_from_dict(config.labels_encoder_config, "labels_encoder_config")
+    try:
+        return transformers.AutoConfig.from_pretrained(config.labels_encoder)
+    except OSError as e:
+        raise OSError(_offline_message(config.labels_encoder, "the label encoder's config", e)) from e
+
+
+def _hf_config_from_dict(values: dict[str, Any], field: str) -> PretrainedConfig:
+    values = dict(values)
+    model_type = values.pop("model_type", "deberta-v2")  # GLiNER's default for an untyped config
+    mapping = transformers.models.auto.CONFIG_MAPPING
+    if model_type not in mapping:
+        raise CheckpointError(f"{field} has an unknown model_type {model_type!r}")
+    return mapping[model_type](**values)
+
+
+def load_labels_tokenizer(folder: Path | None, config: AnyNERConfig) -> PreTrainedTokenizerBase:
+    """A bi-encoder's label tokenizer: the folder's ``labels_tokenizer/``, else the label encoder's."""
+    sub = folder / LABELS_TOKENIZER_DIR if folder is not None else None
+    source = (
+        str(sub) if sub is not None and (sub / "tokenizer_config.json").is_file() else config.labels_encoder
+    )
+    try:
+        return transformers.AutoTokenizer.from_pretrained(source)
+    except OSError as e:
+        raise OSError(_offline_message(str(config.labels_encoder), "the label tokenizer", e)) from e
 
 
 def encoder_hf_config(config: AnyNERConfig) -> PretrainedConfig:

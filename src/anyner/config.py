@@ -39,6 +39,10 @@ class AnyNERConfig:
         add_flert_token: whether ``[FLERT]`` is added to the tokenizer before the
             prompt tokens (GLiNER adds it, so ids match public checkpoints).
         model_type: the row of :data:`anyner.model_types.MODEL_TYPES` that runs this model.
+        labels_encoder: bi-encoder models: Hugging Face id or folder of the encoder that reads
+            the labels (GLiNER's ``labels_encoder``); None for uni-encoder models.
+        labels_encoder_config: its transformers config as a dict, or None to read it from
+            ``labels_encoder``.
         name: free-form name of the model.
         extra: fields of the source config that do not change the network
             (training settings), kept so a re-save loses nothing.
@@ -60,6 +64,8 @@ class AnyNERConfig:
     embed_ent_token: bool = True
     add_flert_token: bool = True
     model_type: str = "uni_encoder_span"
+    labels_encoder: str | None = None
+    labels_encoder_config: dict[str, Any] | None = None
     name: str = "anyner"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -70,7 +76,14 @@ class AnyNERConfig:
             raise NotImplementedError(
                 f"model_type={self.model_type!r} is not supported; anyner implements {', '.join(MODEL_TYPES)}"
             )
-        modes = MODEL_TYPES[self.model_type].span_modes
+        row = MODEL_TYPES[self.model_type]
+        if row.labels_in_prompt == (self.labels_encoder is not None):
+            raise ValueError(
+                f"model_type={self.model_type!r} "
+                + ("reads labels in the prompt: labels_encoder must be None" if row.labels_in_prompt
+                   else "needs labels_encoder (the encoder that reads the labels)")
+            )  # fmt: skip
+        modes = row.span_modes
         if self.span_mode not in modes:
             raise NotImplementedError(
                 f"span_mode={self.span_mode!r} is not supported for model_type={self.model_type!r}; "

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from anyner.config import AnyNERConfig
 
 Labels = Sequence[str] | Mapping[str, str]
+BI_ENCODER_GROUP = 512  # labels scored in one pass by a bi-encoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +174,11 @@ class Featurizer:
         return groups
 
     def _split_labels(self, label_set: LabelSet) -> list[tuple[int, int]]:
+        if not self.prompts.labels_in_prompt:
+            # bi-encoder: labels take no room in the sequence; groups only bound the (span x label)
+            # scores held at once
+            n = len(label_set.names)
+            return [(i, min(BI_ENCODER_GROUP, n - i)) for i in range(0, n, BI_ENCODER_GROUP)]
         budget = self.max_tokens // 2
         fixed = len(self.prompts.prefix) + len(self.prompts.suffix) + 1  # + <<SEP>>
         sizes = [

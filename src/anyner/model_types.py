@@ -57,6 +57,7 @@ class ModelType:
     description: str
     span_modes: tuple[str, ...] = ("markerV0", "marker")
     max_span_words: str = "max_width"  # the config field bounding a trainable gold span's width
+    labels_in_prompt: bool = True  # uni-encoder: labels are read in the text's prompt; bi-encoder: apart
 
     def part(self, which: str) -> Callable[..., Any]:
         """The resolved callable of one of the ``"module:attribute"`` fields."""
@@ -91,6 +92,30 @@ MODEL_TYPES: dict[str, ModelType] = {
         description="uni-encoder token-level model (span_mode token_level: start, end and inside scores per word)",
         span_modes=("token_level",),
         max_span_words="max_len",  # no width limit: a span only has to fit in the window
+    ),
+    "bi_encoder_span": ModelType(
+        name="bi_encoder_span",
+        gliner_name="gliner_bi_encoder_span",
+        config_reader="anyner.checkpoint:bi_config_from_gliner",
+        config_writer="anyner.checkpoint:span_config_to_gliner",
+        network="anyner.model.biencoder:BiEncoderSpanModel",
+        candidates="anyner.decode:candidates",
+        targets="anyner.batching:span_targets",
+        description="bi-encoder span model (labels_encoder: labels read by their own encoder, cacheable)",
+        labels_in_prompt=False,
+    ),
+    "bi_encoder_token": ModelType(
+        name="bi_encoder_token",
+        gliner_name="gliner_bi_encoder_token",
+        config_reader="anyner.checkpoint:bi_config_from_gliner",
+        config_writer="anyner.checkpoint:span_config_to_gliner",
+        network="anyner.model.biencoder:BiEncoderTokenModel",
+        candidates="anyner.decode:token_candidates",
+        targets="anyner.batching:token_targets",
+        description="bi-encoder token-level model (labels_encoder and span_mode token_level)",
+        span_modes=("token_level",),
+        max_span_words="max_len",
+        labels_in_prompt=False,
     ),
 }
 

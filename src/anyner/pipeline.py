@@ -18,11 +18,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from anyner import checkpoint, model_types, validate
 from anyner.builtin import BUILTIN_NAME, builtin_model_path
 from anyner.config import AnyNERConfig
 from anyner.decode import Candidate, Candidates, greedy
 from anyner.featurize import Featurizer, Labels, LabelSet, plan_windows
+from anyner.label_vectors import LabelCache, LabelEmbeddings
 from anyner.optional import OptionalModule, available
 from anyner.runtime import OnnxRunner, Runner, TorchRunner, find_onnx_file
 from anyner.types import Entity, Word
@@ -60,11 +63,13 @@ class AnyNER:
         *,
         config: AnyNERConfig | None = None,
         runner: Runner | None = None,
+        labels_tokenizer: Any = None,
     ):
         """Assemble a model from its parts; most users call :meth:`from_pretrained` instead.
 
         ``runner`` replaces the torch network for prediction (e.g. an
         :class:`~anyner.runtime.OnnxRunner`): any :class:`~anyner.runtime.Runner`.
+        ``labels_tokenizer``: the label encoder's tokenizer (bi-encoder models only).
         """
         if model is None and (runner is None or config is None):
             raise ValueError("give a torch model, or a runner and a config")
@@ -78,6 +83,10 @@ class AnyNER:
         self.model_type = model_types.get(cfg.model_type)
         self._candidates = self.model_type.part("candidates")
         self.featurizer = Featurizer(tokenizer, cfg, _max_tokens(tokenizer, hf_config))
+        self.labels_tokenizer = labels_tokenizer
+        self.label_cache = LabelCache() if not self.model_type.labels_in_prompt else None
+        if self.label_cache is not None and (labels_tokenizer is None or self.model is None):
+            raise ValueError("a bi-encoder model needs its torch network and its label tokenizer")
 
     @property
     def config(self) -> AnyNERConfig:
@@ -145,6 +154,12 @@ class AnyNER:
             model = builtin_model_path()
         folder = checkpoint.resolve_folder(model, revision=revision, cache_dir=cache_dir)
         config = checkpoint.read_config(folder, check_encoder=backend == "torch")
+        if not model_types.get(config.model_type).labels_in_prompt:
+            if backend == "onnx":
+                raise NotImplementedError(
+                    f"{folder}: bi-encoder models ({config.model_type}) run on the torch backend only"
+                )
+            return cls._bi_encoder(folder, config, device)
         # ONNX with tokenizers alone (the light install, and the fast start of the full one) when the
         # folder holds tokenizer.json and the encoder's config; else transformers reads them.
         light = (folder / "tokenizer.json").is_file() and config.encoder_config is not None
@@ -167,6 +182,18 @@ class AnyNER:
             lambda: model_types.build_network(config, hf_config), checkpoint.weights_file(folder)
         )
         return cls(net, tokenizer, hf_config, device=device)
+
+    @classmethod
+    def _bi_encoder(cls, folder: Path, config: AnyNERConfig, device: str) -> AnyNER:
+        # The text is read without a prompt: no prompt tokens are added, the vocabulary is the
+        # encoder's (GLiNER leaves class_token_index and vocab_size at -1 for these models).
+        tokenizer = checkpoint.load_tokenizer(folder, config)
+        labels_tokenizer = checkpoint.load_labels_tokenizer(folder, config)
+        hf_config = checkpoint.encoder_hf_config(config)
+        net = checkpoint.build_and_load(
+            lambda: model_types.build_network(config, hf_config), checkpoint.weights_file(folder)
+        )
+        return cls(net, tokenizer, hf_config, device=device, labels_tokenizer=labels_tokenizer)
 
     @classmethod
     def from_encoder(
@@ -202,7 +229,8 @@ class AnyNER:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.hf_config.vocab_size = self.config.vocab_size
+        if self.config.vocab_size != -1:
+            self.hf_config.vocab_size = self.config.vocab_size
         weights = folder / checkpoint.SAFETENSORS_NAME
         save_file(checkpoint.gliner_state_dict(self.model), str(weights))
         weights.chmod(0o666 & ~_umask())  # safetensors writes 0600; the other files follow the umask
@@ -211,6 +239,8 @@ class AnyNER:
             json.dumps(gliner_config, indent=2) + "\n", encoding="utf-8"
         )
         self.tokenizer.save_pretrained(str(folder))
+        if self.labels_tokenizer is not None:
+            self.labels_tokenizer.save_pretrained(str(folder / checkpoint.LABELS_TOKENIZER_DIR))
         return folder
 
     def push_to_hub(
@@ -344,6 +374,10 @@ class AnyNER:
     ) -> list[list[Entity]]:
         validate.positive_int(batch_size, "batch_size")
         featurizer = self.featurizer
+        given = labels if isinstance(labels, LabelEmbeddings) else None
+        if given is not None:
+            self._check_embeddings(given)
+            labels = dict(zip(given.names, given.prompts, strict=True))
         label_sets = featurizer.label_sets(labels, len(texts))
         # Every argument is checked even when there is no text (or no word) to run on.
         unique = dict.fromkeys(label_sets or [featurizer.label_set(labels)])
@@ -357,9 +391,18 @@ class AnyNER:
             from tqdm.auto import tqdm
 
             chunks = tqdm(chunks, desc="anyner", unit="batch")
+        vectors = {}
+        if self.label_cache is not None:  # bi-encoder: the label vectors of each label set, once
+            for ls in checked:
+                vectors[ls] = given.vectors if given is not None else self._label_vectors(ls.prompts)
         found: list[list[Candidates]] = [[] for _ in texts]
         for chunk in chunks:
-            probs = self.runner(featurizer.collate(chunk))  # (B, W, K, C)
+            batch = featurizer.collate(chunk)
+            if vectors:
+                batch = dataclasses.replace(
+                    batch, label_vectors=_gather(chunk, label_sets, vectors, batch.n_labels)
+                )
+            probs = self.runner(batch)  # (B, W, K, C)
             for row, job in enumerate(chunk):
                 th = thresholds[job.text][job.first_label : job.first_label + job.n_labels]
                 p = probs[row, : job.n_words, :, : job.n_labels]
@@ -374,6 +417,56 @@ class AnyNER:
             kept = greedy(Candidates.concat(found[i]), len(words[i]), flat=flat, multi_label=multi_label)
             out.append(_entities(text, words[i], label_sets[i], kept))
         return out
+
+    # ------------------------------------------------------------------ bi-encoder labels
+
+    def encode_labels(self, labels: Labels) -> LabelEmbeddings:
+        """A bi-encoder's vectors for a label set, to pass as ``labels`` to any predict method
+        (the label encoder then does not run) or to save with :meth:`LabelEmbeddings.save`.
+
+        Raises:
+            NotImplementedError: the model reads its labels in the prompt (a uni-encoder).
+        """
+        if self.label_cache is None:
+            raise NotImplementedError(
+                f"encode_labels needs a bi-encoder model; this one ({self.config.model_type}) reads its labels "
+                "together with the text, so they cannot be encoded apart"
+            )
+        ls = self.featurizer.label_set(labels)
+        return LabelEmbeddings(ls.names, ls.prompts, self._label_vectors(ls.prompts), self._fingerprint())
+
+    def _label_vectors(self, prompts: Sequence[str]) -> np.ndarray:
+        return self.label_cache.vectors(list(prompts), self._encode_label_texts)
+
+    def _encode_label_texts(self, texts: list[str], chunk: int = 128) -> np.ndarray:
+        out = np.zeros((len(texts), self.config.hidden_size), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
+        with torch.inference_mode():
+            for a in range(0, len(order), chunk):
+                rows = order[a : a + chunk]
+                enc = self.labels_tokenizer(
+                    [texts[i] for i in rows], truncation=True, padding="longest", return_tensors="pt"
+                )
+                vec = self.model.encode_labels(
+                    enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+                )
+                out[rows] = vec.float().cpu().numpy()
+        return out
+
+    def _fingerprint(self) -> str:
+        cfg = self.config
+        return f"{cfg.name}:{cfg.labels_encoder}:{cfg.hidden_size}"
+
+    def _check_embeddings(self, given: LabelEmbeddings) -> None:
+        if self.label_cache is None:
+            raise NotImplementedError("label vectors (LabelEmbeddings) need a bi-encoder model")
+        if given.vectors.shape[1] != self.config.hidden_size:
+            raise ValueError(
+                f"these label vectors have width {given.vectors.shape[1]}, the model {self.config.hidden_size}: "
+                "they come from another model"
+            )
+        if given.model != self._fingerprint():
+            raise ValueError(f"these label vectors were made by model {given.model!r}, not by this one")
 
     def predict_entities(
         self,
@@ -403,6 +496,17 @@ class AnyNER:
             texts, labels, batch_size=batch_size, threshold=threshold, flat=flat_ner, multi_label=multi_label
         )
         return [[e.to_dict() for e in ents] for ents in out]
+
+
+def _gather(chunk, label_sets, vectors, n_labels: int) -> np.ndarray:
+    """(B, C, D) label vectors of a batch's jobs; padding labels are zero."""
+    D = next(iter(vectors.values())).shape[1]
+    out = np.zeros((len(chunk), n_labels, D), dtype=np.float32)
+    for row, job in enumerate(chunk):
+        out[row, : job.n_labels] = vectors[label_sets[job.text]][
+            job.first_label : job.first_label + job.n_labels
+        ]
+    return out
 
 
 def _entities(text: str, words: list[Word], label_set: LabelSet, kept: list[Candidate]) -> list[Entity]:

@@ -53,6 +53,10 @@ class PromptBuilder:
         self.sep_token = config.sep_token
         self.label_shift = 0 if config.embed_ent_token else 1
         self.max_tokens = max_tokens
+        from anyner.model_types import get
+
+        # bi-encoders read the words alone; their labels go through the label encoder
+        self.labels_in_prompt = get(config.model_type).labels_in_prompt
         probe = tokenizer(["a"], is_split_into_words=True, add_special_tokens=True)
         first = probe.word_ids().index(0)
         last = len(probe.word_ids()) - 1 - probe.word_ids()[::-1].index(0)
@@ -82,6 +86,8 @@ class PromptBuilder:
         return pieces
 
     def _prompt(self, labels: tuple[str, ...]) -> Prompt:
+        if not self.labels_in_prompt:
+            return Prompt((), tuple(range(len(labels))))  # label_index: each label's place in its group
         words: list[str] = []
         for label in labels:
             words += [self.ent_token, label]
@@ -105,6 +111,8 @@ class PromptBuilder:
             word_index.append(len(ids) if p else -1)
             ids += p
         ids += self.suffix
+        if not self.labels_in_prompt:
+            return PromptedInput(ids, word_index, list(prompt.label_offsets))
         return PromptedInput(ids, word_index, [start + o for o in prompt.label_offsets])
 
     def prompt_length(self, labels: tuple[str, ...]) -> int:
@@ -115,8 +123,9 @@ class PromptBuilder:
         words = ["Héllo", "world", "!", "2024-05", "naïve", "東京", "e-mail", "x"]
         labels = ("person", "date")
         built = self.build(labels, self.word_pieces(words))
+        prompt = [self.ent_token, labels[0], self.ent_token, labels[1], self.sep_token]
         full = self.tokenizer(
-            [self.ent_token, labels[0], self.ent_token, labels[1], self.sep_token, *words],
+            [*(prompt if self.labels_in_prompt else []), *words],
             is_split_into_words=True,
             add_special_tokens=True,
         )

@@ -350,6 +350,10 @@ class ModelInfo(BaseModel):
 class Health(BaseModel):
     status: str = Field(description="`ok` while the server answers.")
     queued: int = Field(description="Requests waiting for the model.")
+    label_cache: dict[str, int] | None = Field(
+        default=None,
+        description="Bi-encoder models: the label-vector cache (entries, size, hits, misses); null otherwise.",
+    )
 
 
 class _AsciiJSONResponse(JSONResponse):
@@ -928,7 +932,9 @@ def create_app(
 
     @app.get("/health", response_model=Health, summary="Whether the server answers")
     async def health() -> Health:
-        return Health(status="ok", queued=batcher.queue.qsize())
+        cache = getattr(model, "label_cache", None)
+        stats = cache.stats() if cache is not None and hasattr(cache, "stats") else None
+        return Health(status="ok", queued=batcher.queue.qsize(), label_cache=stats)
 
     if prometheus is not None:
 

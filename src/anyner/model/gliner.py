@@ -79,9 +79,22 @@ class GLiNERModel(nn.Module):
         any label head: what every uni-encoder variant computes before its own scoring."""
         h = self.encoder(input_ids, attention_mask)  # (B, T, H)
         H = h.shape[-1]
+        labels = self.encoder.project(h.gather(1, label_index[..., None].expand(-1, -1, H)))  # (B, C, D)
+        return self.word_vectors(h, word_index, word_present, text_lengths), labels
+
+    def word_vectors(
+        self,
+        h: torch.Tensor,
+        word_index: torch.Tensor,
+        word_present: torch.Tensor,
+        text_lengths: torch.Tensor,
+        rnn: bool = True,
+    ) -> torch.Tensor:
+        """Subword vectors (B, T, H) -> each word's first-subword vector (B, W, D), after the BiLSTM
+        (if the model has one and ``rnn``)."""
+        H = h.shape[-1]
         words = h.gather(1, word_index[..., None].expand(-1, -1, H))  # (B, W, H)
         words = self.encoder.project(words) * word_present[..., None].to(h.dtype)  # (B, W, D)
-        labels = self.encoder.project(h.gather(1, label_index[..., None].expand(-1, -1, H)))  # (B, C, D)
-        if self.rnn is not None:
+        if rnn and self.rnn is not None:
             words = self.rnn(words, text_lengths)
-        return words, labels
+        return words
