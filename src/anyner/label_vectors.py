@@ -100,8 +100,10 @@ class LabelCache:
     def vectors(self, prompts: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         """(L, D) vectors of ``prompts``; the ones not cached are encoded (one call) and cached."""
         missing = list(dict.fromkeys(p for p in prompts if p not in self._store))
-        self.hits += len(prompts) - sum(1 for p in prompts if p in missing)
-        self.misses += sum(1 for p in prompts if p in missing)
+        absent = set(missing)
+        n_missing = sum(1 for p in prompts if p in absent)
+        self.hits += len(prompts) - n_missing
+        self.misses += n_missing
         fresh = dict(zip(missing, encode(missing), strict=True)) if missing else {}
         out = []
         for p in prompts:
