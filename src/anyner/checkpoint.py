@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from anyner import model_types
 from anyner.config import SPAN_MODES, AnyNERConfig
 from anyner.optional import OptionalModule, available
+from anyner.words import SUPPORTED_SPLITTERS
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
@@ -134,11 +135,11 @@ def _uni_encoder_config(
                 "(it supports uni-encoder span and token-level models)"
             )
     splitter = raw.get("words_splitter_type", "whitespace")
-    if splitter not in (None, "whitespace"):
+    if splitter not in (None, *SUPPORTED_SPLITTERS):
         # The splitter changes how text is cut into words, not the network: load the model,
         # keep the value for re-saves, and say that words here come from GLiNER's default pattern.
         warnings.warn(
-            f"{source}: words_splitter_type={splitter!r} is not available in anyner; words are split with "
+            f"{source}: words_splitter_type={splitter!r} is not a splitter anyner knows; words are split with "
             "GLiNER's default pattern instead, which matches for space-separated text but may differ "
             "for other scripts (e.g. Chinese, Japanese, Thai)",
             stacklevel=3,

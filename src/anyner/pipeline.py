@@ -29,7 +29,7 @@ from anyner.label_vectors import LabelCache, LabelEmbeddings
 from anyner.optional import OptionalModule, available
 from anyner.runtime import OnnxRunner, Runner, TorchRunner, find_onnx_file
 from anyner.types import Entity, Word
-from anyner.words import split_words
+from anyner.words import SUPPORTED_SPLITTERS, get_splitter, split_words
 
 if TYPE_CHECKING:
     import torch
@@ -83,6 +83,10 @@ class AnyNER:
         self.model_type = model_types.get(cfg.model_type)
         self._candidates = self.model_type.part("candidates")
         self.featurizer = Featurizer(tokenizer, cfg, _max_tokens(tokenizer, hf_config))
+        splitter = cfg.extra.get("words_splitter_type")
+        # the checkpoint's own word splitter (ImportError naming the extra when its package is absent);
+        # a name anyner does not know was warned about when the config was read
+        self.split_words = get_splitter(splitter) if splitter in SUPPORTED_SPLITTERS else split_words
         self.labels_tokenizer = labels_tokenizer
         self.label_cache = LabelCache() if not self.model_type.labels_in_prompt else None
         if self.label_cache is not None and (labels_tokenizer is None or self.model is None):
@@ -340,7 +344,7 @@ class AnyNER:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] must be a str, got {type(t).__name__}")
-        words = [split_words(t) for t in texts]
+        words = [self.split_words(t) for t in texts]
         return self._predict(texts, words, labels, batch_size, threshold, flat, multi_label, progress)
 
     def predict_words(
