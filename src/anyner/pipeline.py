@@ -214,6 +214,14 @@ class AnyNER:
         cfg = dataclasses.replace(base, encoder=str(encoder), **fields)
         hf_config = checkpoint.encoder_hf_config(cfg)  # the encoder's own vocabulary, to load its weights
         tokenizer = checkpoint.load_tokenizer(None, cfg)
+        if not model_types.get(cfg.model_type).labels_in_prompt:  # a bi-encoder: no prompt, no new tokens
+            if cfg.labels_encoder_config is None:
+                cfg = dataclasses.replace(
+                    cfg, labels_encoder_config=_config_dict(checkpoint.labels_hf_config(cfg))
+                )
+            net = model_types.build_network(cfg, hf_config, pretrained_encoder=True)
+            labels_tokenizer = checkpoint.load_labels_tokenizer(None, cfg)
+            return cls(net, tokenizer, hf_config, device=device, labels_tokenizer=labels_tokenizer)
         cfg = checkpoint.add_prompt_tokens(tokenizer, cfg)
         net = model_types.build_network(cfg, hf_config, pretrained_encoder=True)
         net.encoder.resize_vocab(cfg.vocab_size)
@@ -540,6 +548,12 @@ class _EncoderInfo:
         self.max_position_embeddings = values.get("max_position_embeddings")
         self.vocab_size = config.vocab_size
         self.model_type = values.get("model_type")
+
+
+def _config_dict(hf_config: Any) -> dict[str, Any]:
+    values = hf_config.to_dict()
+    values["model_type"] = hf_config.model_type
+    return values
 
 
 def _umask() -> int:

@@ -38,3 +38,17 @@ def test_model_type_in_the_model_table(tmp_path):
         ValueError, match="span_mode='marker' is not supported for model_type='uni_encoder_token'"
     ):
         load_train_config(cfg)
+
+
+def test_bi_encoder_type_takes_a_labels_encoder(tmp_path):
+    cfg = tmp_path / "bi.toml"
+    cfg.write_text('[model]\ntype = "bi_encoder_span"\n[[data]]\npath = "x.jsonl"\n')
+    network = load_train_config(cfg).model.network
+    assert (network.model_type, network.span_mode, network.labels_encoder) == (
+        "bi_encoder_span",
+        "markerV0",
+        "minilm",
+    )
+    cfg.write_text('[model]\nlabels_encoder = "minilm"\n[[data]]\npath = "x.jsonl"\n')
+    with pytest.raises(ValueError, match="labels_encoder is only for bi-encoder types"):
+        load_train_config(cfg)

@@ -77,6 +77,36 @@ def test_token_level_overfitting_then_save_and_reload(tmp_path, minilm_dir):
     assert want == [(e.start, e.end, e.label) for e in reloaded.predict(text, ["person", "city"])]
 
 
+@pytest.mark.slow
+def test_bi_encoder_overfitting_then_save_and_reload(tmp_path, minilm_dir):
+    """A bi-encoder (``type = "bi_encoder_span"``, MiniLM reading the labels too) learns the three
+    sentences to F1 = 1.0; the folder reloads as a bi-encoder in anyner and in the reference."""
+    from anyner.train.config import config_from_dict
+
+    base = tiny_train_config(tmp_path, minilm_dir, hidden=128, steps=250, batch_size=3, lr_encoder=1e-4,
+                             lr_others=1e-3)  # fmt: skip
+    cfg = config_from_dict(
+        {
+            "model": {"encoder": str(minilm_dir), "type": "bi_encoder_span", "labels_encoder": str(minilm_dir),
+                      "hidden_size": 128, "num_rnn_layers": 0, "dropout": 0.0, "max_width": 4},
+            "data": [{"path": base.data[0].path}],
+            "train": {k: getattr(base.train, k) for k in ("steps", "batch_size", "lr_encoder", "lr_others",
+                                                          "warmup_ratio", "drop_labels", "neg_ratio", "seed")},
+            "output": {"dir": str(tmp_path / "run"), "save_every": 250, "log_every": 50},
+        }
+    )  # fmt: skip
+    model = Trainer(cfg, progress=False, log=lambda m: None).fit()
+    assert model.config.model_type == "bi_encoder_span"
+    assert f1_on_sentences(model) == 1.0
+    reloaded = AnyNER.from_pretrained(tmp_path / "run" / "model")
+    assert reloaded.config.model_type == "bi_encoder_span" and f1_on_sentences(reloaded) == 1.0
+    gliner = pytest.importorskip("gliner", reason="the reference gliner package is not installed")
+    ref = gliner.GLiNER.from_pretrained(str(tmp_path / "run" / "model"), local_files_only=True)
+    text = " ".join(TRAIN_SENTENCES[2][0])
+    want = [(e["start"], e["end"], e["label"]) for e in ref.predict_entities(text, ["person", "city"])]
+    assert want == [(e.start, e.end, e.label) for e in reloaded.predict(text, ["person", "city"])]
+
+
 def test_resume_ends_with_the_same_weights(tmp_path, tiny_bert_dir):
     """An interrupted run resumed from its checkpoint ends exactly where an uninterrupted one does."""
     kw = dict(

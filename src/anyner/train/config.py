@@ -150,7 +150,7 @@ def config_from_dict(raw: dict[str, Any], base: Path | None = None) -> TrainConf
         return str((base / p).resolve())
 
     table = dict(raw.get("model", {}))
-    known = {"encoder", "init_from", "type", *MODEL_FIELDS}
+    known = {"encoder", "init_from", "type", "labels_encoder", *MODEL_FIELDS}
     unknown = set(table) - known
     if unknown:
         raise ValueError(f"[model]: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -161,7 +161,16 @@ def config_from_dict(raw: dict[str, Any], base: Path | None = None) -> TrainConf
         if row is None:
             raise ValueError(f"[model]: type = {kind!r} is not a model type; known: {', '.join(MODEL_TYPES)}")
         fields_["model_type"] = kind
-        fields_.setdefault("span_mode", row.span_modes[0])  # token-level types have one span mode
+        if kind == "bi_encoder_span":
+            fields_.setdefault("span_mode", "markerV0")
+        else:
+            fields_.setdefault("span_mode", row.span_modes[0])  # token-level types have one span mode
+        if not row.labels_in_prompt:
+            fields_["labels_encoder"] = table.pop("labels_encoder", None) or "minilm"
+    if "labels_encoder" in table:
+        raise ValueError(
+            '[model]: labels_encoder is only for bi-encoder types (type = "bi_encoder_span" ...)'
+        )
     try:
         network = AnyNERConfig(**fields_)
     except (TypeError, ValueError, NotImplementedError) as e:

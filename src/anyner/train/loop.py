@@ -8,6 +8,7 @@ bar and in ``metrics.jsonl``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -62,8 +63,9 @@ def _fsync_tree(folder: Path) -> None:
 
 def make_optimizer(net: torch.nn.Module, t) -> torch.optim.AdamW:
     """AdamW with one learning rate for the encoder (``t.lr_encoder``) and one for the rest."""
-    encoder = [p for n, p in net.named_parameters() if n.startswith("encoder.transformer.")]
-    others = [p for n, p in net.named_parameters() if not n.startswith("encoder.transformer.")]
+    pretrained = ("encoder.transformer.", "label_encoder.transformer.")  # a bi-encoder's label encoder too
+    encoder = [p for n, p in net.named_parameters() if n.startswith(pretrained)]
+    others = [p for n, p in net.named_parameters() if not n.startswith(pretrained)]
     return torch.optim.AdamW(
         [{"params": encoder, "lr": t.lr_encoder}, {"params": others, "lr": t.lr_others}],
         weight_decay=t.weight_decay,
@@ -106,7 +108,12 @@ class Trainer:
         if m.init_from:
             self.model = AnyNER.from_pretrained(m.init_from, device=device)
         else:
-            self.model = AnyNER.from_encoder(_resolve_encoder(m.encoder), device=device, config=m.network)
+            network = m.network
+            if network.labels_encoder is not None:
+                network = dataclasses.replace(
+                    network, labels_encoder=_resolve_encoder(network.labels_encoder)
+                )
+            self.model = AnyNER.from_encoder(_resolve_encoder(m.encoder), device=device, config=network)
         self.net = self.model.model
         self.device = self.model.device
         cfg = self.model.config
@@ -115,6 +122,7 @@ class Trainer:
         # the widest gold span the network can score: max_width words for span models, a whole
         # window for token-level ones
         self.mix = Mix(load_corpora(config.data, t.seed, self.log), t, getattr(cfg, row.max_span_words))
+        self._label_texts: list[list[str]] = []
         self.spans_lost = 0  # gold spans in no window of their record (since this process started)
         self.out = Path(config.output.dir)
         self.ckpt_dir = self.out / "checkpoints"
@@ -146,6 +154,8 @@ class Trainer:
         features = [featurizer.train_features(it.words, it.labels, it.spans, it.draw) for it in items]
         self.spans_lost += sum(f.lost for f in features)
         batch = featurizer.collate_prompted([f.prompted for f in features])
+        if self.model.label_cache is not None:  # bi-encoder: the labels' texts, encoded in the step
+            self._label_texts = [list(it.labels) for it in items]
         targets = self._targets(
             batch, [f.spans for f in features], [f.n_labels for f in features], self.model.config.max_width
         )
@@ -164,8 +174,26 @@ class Trainer:
         targets, mask = gold.tensors(self.device)
         use_amp = self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            if self.model.label_cache is not None:
+                tensors["label_vectors"] = self._label_vectors(self._label_texts, batch.n_labels)
             logits = self.net(**tensors)
         return span_label_loss(logits, targets, mask, t.loss, t.focal_alpha, t.focal_gamma, t.reduction)
+
+    def _label_vectors(self, rows: list[list[str]], n_labels: int) -> torch.Tensor:
+        """(B, C, D) label vectors of a bi-encoder batch, through the label encoder (with gradients):
+        each distinct label text of the batch encoded once, as GLiNER's bi-encoder batches do."""
+        texts = list(dict.fromkeys(t for row in rows for t in row))
+        enc = self.model.labels_tokenizer(texts, truncation=True, padding="longest", return_tensors="pt")
+        vectors = self.net.encode_labels(
+            enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+        )
+        where = {t: i for i, t in enumerate(texts)}
+        index = torch.zeros(len(rows), n_labels, dtype=torch.long, device=self.device)
+        present = torch.zeros(len(rows), n_labels, 1, dtype=vectors.dtype, device=self.device)
+        for b, row in enumerate(rows):
+            index[b, : len(row)] = torch.tensor([where[t] for t in row], device=self.device)
+            present[b, : len(row)] = 1
+        return vectors[index] * present
 
     # ------------------------------------------------------------------ loop
 
