@@ -12,10 +12,11 @@ from anyner.types import Entity
 
 if TYPE_CHECKING:
     from anyner.config import AnyNERConfig
+    from anyner.label_vectors import LabelEmbeddings
     from anyner.pipeline import AnyNER
 
 __version__: str = package_version()
-__all__ = ["AnyNER", "AnyNERConfig", "Entity", "__version__"]
+__all__ = ["AnyNER", "AnyNERConfig", "Entity", "LabelEmbeddings", "__version__"]
 
 
 def __getattr__(name: str):
@@ -27,4 +28,8 @@ def __getattr__(name: str):
         from anyner.config import AnyNERConfig
 
         return AnyNERConfig
+    if name == "LabelEmbeddings":
+        from anyner.label_vectors import LabelEmbeddings
+
+        return LabelEmbeddings
     raise AttributeError(f"module 'anyner' has no attribute {name!r}")
