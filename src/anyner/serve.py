@@ -352,7 +352,7 @@ class Health(BaseModel):
     queued: int = Field(description="Requests waiting for the model.")
     label_cache: dict[str, int] | None = Field(
         default=None,
-        description="Bi-encoder models: the label-vector cache (entries, size, hits, misses); null otherwise.",
+        description="Bi-encoder models: the label-vector cache (entries, size, hits, misses); absent otherwise.",
     )
 
 
@@ -930,7 +930,12 @@ def create_app(
     async def app_js() -> Response:
         return Response(script, media_type="text/javascript; charset=utf-8", headers=_PAGE_HEADERS)
 
-    @app.get("/health", response_model=Health, summary="Whether the server answers")
+    @app.get(
+        "/health",
+        response_model=Health,
+        response_model_exclude_none=True,
+        summary="Whether the server answers",
+    )
     async def health() -> Health:
         cache = getattr(model, "label_cache", None)
         stats = cache.stats() if cache is not None and hasattr(cache, "stats") else None
