@@ -9,6 +9,7 @@ import math
 import os
 import shutil
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
@@ -380,6 +381,37 @@ class StubModel:
                 ents.append(Entity(start, start + len(phrase), phrase, label, score[0] if score else 0.9))
                 start = text.find(phrase, start + 1)
         return sorted(ents, key=lambda e: (e.start, -e.end))
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    """Poll ``condition`` every 5 ms until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def in_thread(fn, *args, **kwargs):
+    """Run ``fn`` in a thread; returns a function that joins it (30 s at most) and gives its result."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # pragma: no cover - reported by join()
+            box["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+
+    def join():
+        t.join(30)
+        assert not t.is_alive(), "the call never finished"
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return join
 
 
 # ---------------------------------------------------------------------- tiny training runs

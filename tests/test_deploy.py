@@ -27,41 +27,25 @@ with warnings.catch_warnings():  # starlette's notice that it prefers httpx2 to 
 
 from anyner import cli, deploy, serve, workers  # noqa: E402
 from anyner.serve import Limits, create_app  # noqa: E402
-from tests.conftest import StubModel  # noqa: E402
+from tests.conftest import StubModel, in_thread, wait_until  # noqa: E402
 
 KEY = "k3y-for-the-tests-0123456789abcdef"
 ENTITY = {"text": "Ada Lovelace", "labels": ["person"]}
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait_until(condition, timeout: float = 10.0) -> None:
+def wait_for_server(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    """Poll ``url``/health until it answers 200; fail (with the process's output) if it exits or times out."""
+    import httpx
+
     deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
-
-
-def in_thread(fn, *args, **kwargs):
-    """Run ``fn`` in a thread; returns a function that joins it and gives its result."""
-    box: dict = {}
-
-    def target():
+    while True:
         try:
-            box["value"] = fn(*args, **kwargs)
-        except BaseException as e:  # pragma: no cover - reported by join()
-            box["error"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-
-    def join():
-        t.join(30)
-        assert not t.is_alive(), "the request never finished"
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
-
-    return join
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[0]
+            time.sleep(0.1)
 
 
 @pytest.fixture(autouse=True)
@@ -531,14 +515,7 @@ def test_sigterm_drains_the_queue_of_a_real_server():
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[0]
-                time.sleep(0.1)
+        wait_for_server(url, proc, timeout=60)
         post = lambda i: httpx.post(url + "/v1/entities", json={"text": f"t{i}", "labels": ["a"]}, timeout=30)  # noqa: E731
         joins = [in_thread(post, i) for i in range(5)]
         wait_until(lambda: httpx.get(url + "/health").json()["queued"] >= 3)
@@ -693,14 +670,7 @@ def test_two_workers_serve_the_builtin_model(tmp_path):
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[0]
-                time.sleep(0.2)
+        wait_for_server(url, proc, timeout=120)
         body = {"text": "Ada Lovelace lived in London.", "labels": ["person", "city"]}
         assert httpx.post(url + "/v1/entities", json=body, timeout=30).status_code == 401
         with httpx.Client(headers={"X-API-Key": KEY}, timeout=30) as client:

@@ -29,7 +29,7 @@ from anyner.checkpoint import CheckpointError
 from anyner.train import Trainer
 from anyner.train.config import config_from_dict
 from anyner.train.loop import STATE_NAME
-from tests.conftest import StubModel, same_entities, spread_head, write_train_data
+from tests.conftest import StubModel, in_thread, same_entities, spread_head, wait_until, write_train_data
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS, SAVE_EVERY = 24, 3
@@ -523,36 +523,6 @@ def serve():
 def tiny_model(tiny_bert_dir) -> AnyNER:
     torch.manual_seed(0)
     return spread_head(AnyNER.from_encoder(tiny_bert_dir, hidden_size=32, num_rnn_layers=0))
-
-
-def in_thread(fn, *args, **kwargs):
-    """Run ``fn`` in a thread; returns a function that joins it (30 s at most) and gives its result."""
-    box: dict = {}
-
-    def target():
-        try:
-            box["value"] = fn(*args, **kwargs)
-        except BaseException as e:  # pragma: no cover - reported by join()
-            box["error"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-
-    def join():
-        t.join(30)
-        assert not t.is_alive(), "the request never got an answer"
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
-
-    return join
-
-
-def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def test_a_request_the_model_fails_on_gets_500_and_the_batch_around_it_is_served(

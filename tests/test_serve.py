@@ -7,7 +7,6 @@ import json
 import re
 import sys
 import threading
-import time
 import warnings
 from html.parser import HTMLParser
 from types import SimpleNamespace
@@ -25,7 +24,7 @@ with warnings.catch_warnings():  # starlette's notice that it prefers httpx2 to 
 from anyner import AnyNER, serve  # noqa: E402
 from anyner.cli import _parser  # noqa: E402
 from anyner.serve import BodyLimit, Limits, MicroBatcher, create_app  # noqa: E402
-from tests.conftest import StubModel, same_entities, spread_head
+from tests.conftest import StubModel, in_thread, same_entities, spread_head, wait_until
 
 TEXT = "Bill Gates founded Microsoft on April 4, 1975 in Albuquerque, New Mexico."
 LABELS = ["person", "organization", "date", "location"]
@@ -47,36 +46,6 @@ def one_torch_thread():
 
 def client_for(model, **options) -> TestClient:
     return TestClient(create_app(model, **options))
-
-
-def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
-
-
-def in_thread(fn, *args, **kwargs):
-    """Run ``fn`` in a thread; returns a function that joins it and gives its result."""
-    box: dict = {}
-
-    def target():
-        try:
-            box["value"] = fn(*args, **kwargs)
-        except BaseException as e:  # pragma: no cover - reported by join()
-            box["error"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-
-    def join():
-        t.join(30)
-        assert not t.is_alive(), "the request never finished"
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
-
-    return join
 
 
 def queue_in_order(client: TestClient, requests: list) -> list:

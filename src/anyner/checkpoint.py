@@ -102,12 +102,12 @@ def span_config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> A
             f"{source}: span_mode={span_mode!r} is not supported (anyner implements span models with "
             f"span_mode {' or '.join(SPAN_MODES)}, and token-level models with span_mode 'token_level')"
         )
-    return _uni_encoder_config(raw, source, span_mode, "uni_encoder_span")
+    return _read_config(raw, source, span_mode, "uni_encoder_span")
 
 
 def token_config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> AnyNERConfig:
     """The ``uni_encoder_token`` reader: a token-level model's ``gliner_config.json`` -> AnyNERConfig."""
-    return _uni_encoder_config(raw, source, "token_level", "uni_encoder_token")
+    return _read_config(raw, source, "token_level", "uni_encoder_token")
 
 
 def bi_config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> AnyNERConfig:
@@ -120,19 +120,19 @@ def bi_config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> Any
     labels_config = raw.get("labels_encoder_config")
     if labels_config is not None and not isinstance(labels_config, dict):
         raise CheckpointError(f"{source}: labels_encoder_config must be an object or null")
-    base = _uni_encoder_config(raw, source, span_mode, "bi_encoder_token" if token else "bi_encoder_span",
-                               labels_encoder=str(raw["labels_encoder"]), labels_encoder_config=labels_config)  # fmt: skip
-    return base
+    return _read_config(raw, source, span_mode, "bi_encoder_token" if token else "bi_encoder_span",
+                        labels_encoder=str(raw["labels_encoder"]), labels_encoder_config=labels_config)  # fmt: skip
 
 
-def _uni_encoder_config(
+def _read_config(
     raw: dict[str, Any], source: str, span_mode: str, model_type: str, **fields: Any
 ) -> AnyNERConfig:
+    """The fields every variant shares (encoder, head sizes, prompt tokens, ...), read and checked once."""
     for key, ok in _UNSUPPORTED.items():
         if key in raw and not ok(raw[key]):
             raise NotImplementedError(
                 f"{source}: {key}={raw[key]!r} selects a GLiNER variant anyner does not implement "
-                "(it supports uni-encoder span and token-level models)"
+                "(it supports span, token-level and bi-encoder models)"
             )
     splitter = raw.get("words_splitter_type", "whitespace")
     if splitter not in (None, *SUPPORTED_SPLITTERS):

@@ -122,7 +122,6 @@ class Trainer:
         # the widest gold span the network can score: max_width words for span models, a whole
         # window for token-level ones
         self.mix = Mix(load_corpora(config.data, t.seed, self.log), t, getattr(cfg, row.max_span_words))
-        self._label_texts: list[list[str]] = []
         self.spans_lost = 0  # gold spans in no window of their record (since this process started)
         self.out = Path(config.output.dir)
         self.ckpt_dir = self.out / "checkpoints"
@@ -154,8 +153,6 @@ class Trainer:
         features = [featurizer.train_features(it.words, it.labels, it.spans, it.draw) for it in items]
         self.spans_lost += sum(f.lost for f in features)
         batch = featurizer.collate_prompted([f.prompted for f in features])
-        if self.model.label_cache is not None:  # bi-encoder: the labels' texts, encoded in the step
-            self._label_texts = [list(it.labels) for it in items]
         targets = self._targets(
             batch, [f.spans for f in features], [f.n_labels for f in features], self.model.config.max_width
         )
@@ -175,7 +172,10 @@ class Trainer:
         use_amp = self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
             if self.model.label_cache is not None:
-                tensors["label_vectors"] = self._label_vectors(self._label_texts, batch.n_labels)
+                # bi-encoder: each item's labels (its one prompt group), encoded in the step
+                tensors["label_vectors"] = self._label_vectors(
+                    [list(it.labels) for it in items], batch.n_labels
+                )
             logits = self.net(**tensors)
         return span_label_loss(logits, targets, mask, t.loss, t.focal_alpha, t.focal_gamma, t.reduction)
 
