@@ -97,6 +97,20 @@ def ref_token_onnx(tmp_path_factory, ref_token):
     return model, export_onnx(model, tmp_path_factory.mktemp("token_onnx"))
 
 
+@pytest.fixture(scope="module")
+def ref_bi_span_onnx(tmp_path_factory, ref_bi_span):
+    """The reference package's bi-encoder span model (markerV0): text graph, label graph, int8."""
+    model = AnyNER.from_pretrained(ref_bi_span)
+    return model, export_onnx(model, tmp_path_factory.mktemp("bi_span_onnx"), quantize="int8")
+
+
+@pytest.fixture(scope="module")
+def ref_bi_token_onnx(tmp_path_factory, ref_bi_token):
+    """The reference package's bi-encoder token-level model."""
+    model = AnyNER.from_pretrained(ref_bi_token)
+    return model, export_onnx(model, tmp_path_factory.mktemp("bi_token_onnx"))
+
+
 def keyed(entities):
     return [(e.start, e.end, e.text, e.label) for e in entities]
 
@@ -121,7 +135,10 @@ class Once:
 
 
 def once(model: AnyNER) -> AnyNER:
-    return AnyNER(None, model.tokenizer, model.hf_config, config=model.config, runner=Once(model.runner))
+    return AnyNER(
+        None, model.tokenizer, model.hf_config, config=model.config, runner=Once(model.runner),
+        labels_tokenizer=model.labels_tokenizer, label_encoder=model.label_encoder,
+    )  # fmt: skip
 
 
 def compare(torch_model: AnyNER, onnx_model: AnyNER, sample) -> tuple[int, float]:
@@ -140,7 +157,18 @@ def compare(torch_model: AnyNER, onnx_model: AnyNER, sample) -> tuple[int, float
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("which", ["small", "small_rnn_cli", "ref_v21_onnx", "ref_v0_onnx", "ref_token_onnx"])
+@pytest.mark.parametrize(
+    "which",
+    [
+        "small",
+        "small_rnn_cli",
+        "ref_v21_onnx",
+        "ref_v0_onnx",
+        "ref_token_onnx",
+        "ref_bi_span_onnx",
+        "ref_bi_token_onnx",
+    ],
+)
 def test_fp32_onnx_gives_the_torch_entities(which, request, shared):
     torch_model, folder, *_ = request.getfixturevalue(which)
     onnx_model = AnyNER.from_pretrained(folder, backend="onnx")
@@ -150,6 +178,56 @@ def test_fp32_onnx_gives_the_torch_entities(which, request, shared):
     assert n > 50, "too few entities to say anything: the random head should fire"
     assert worst <= TOL
     print(f"{which}: {n} entities identical, max |delta score| = {worst:.2e}")
+
+
+@pytest.mark.slow
+def test_bi_encoder_exports_a_text_graph_and_a_label_graph(ref_bi_span_onnx, tmp_path, shared):
+    import json
+    import shutil
+
+    from anyner.runtime import OnnxLabelEncoder
+
+    torch_model, folder = ref_bi_span_onnx
+    names = {p.name for p in folder.iterdir()}
+    assert {
+        ONNX_NAME,
+        "labels_model.onnx",
+        ONNX_INT8_NAME,
+        "labels_model_int8.onnx",
+        "labels_tokenizer",
+    } <= names
+    text_inputs = {x.name for x in onnx.load(str(folder / ONNX_NAME), load_external_data=False).graph.input}
+    assert "label_vectors" in text_inputs and "label_index" not in text_inputs  # labels come as vectors
+    label_graph = onnx.load(str(folder / "labels_model.onnx"), load_external_data=False).graph
+    assert [x.name for x in label_graph.input] == ["input_ids", "attention_mask"]
+    report = json.loads((folder / REPORT_NAME).read_text())["files"]
+    assert report[ONNX_NAME]["graphs"] == [ONNX_NAME, "labels_model.onnx"]
+    assert report[ONNX_NAME]["max_abs_logit_delta"] < 1e-3  # logits; the scores are within TOL
+    fp32 = AnyNER.from_pretrained(folder, backend="onnx")
+    assert isinstance(fp32.label_encoder, OnnxLabelEncoder) and fp32.model is None
+    # the label graph gives the torch label vectors; saved torch vectors work on the ONNX model
+    labels = ["person", "organization", "location", "date"]
+    np.testing.assert_allclose(fp32.encode_labels(labels).vectors, torch_model.encode_labels(labels).vectors,
+                               atol=1e-5, rtol=0)  # fmt: skip
+    vectors = torch_model.encode_labels(labels).save(tmp_path / "labels.safetensors")
+    from anyner import LabelEmbeddings
+
+    given = LabelEmbeddings.load(vectors)
+    assert keyed(fp32.predict(MIXED[0], given)) == keyed(torch_model.predict(MIXED[0], labels))
+    # int8: both graphs quantized, loaded together, entities well formed
+    int8 = AnyNER.from_pretrained(folder, backend="onnx", onnx_file=ONNX_INT8_NAME)
+    assert int8.label_encoder.path.name == "labels_model_int8.onnx"
+    ops = {n.op_type for n in onnx.load(str(folder / "labels_model_int8.onnx")).graph.node}
+    assert ops & {"MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}
+    for _, sentences, labels in ood_sample(shared, per_set=2):
+        for sent, ents in zip(sentences, int8.predict_batch(sentences, labels), strict=True):
+            check_entities(sent, ents, names=labels)
+    # a text graph without its label graph is named as such
+    partial = tmp_path / "partial"
+    shutil.copytree(folder, partial)
+    (partial / "labels_model.onnx").unlink()
+    with pytest.raises(FileNotFoundError, match=r"labels_model\.onnx.*anyner export onnx"):
+        AnyNER.from_pretrained(partial, backend="onnx")
 
 
 @pytest.mark.slow

@@ -149,3 +149,22 @@ def test_fast_tokenizer_ids_equal_transformers(minilm_dir, shared):
         for tok in (hf, fast):  # adding the prompt tokens gives the same ids
             tok.add_tokens(["[FLERT]", "<<X>>", "<<Y>>"], special_tokens=True)
         assert hf.convert_tokens_to_ids("<<Y>>") == fast.convert_tokens_to_ids("<<Y>>")
+
+
+def test_fast_tokenizer_encodes_label_texts_as_transformers(minilm_dir):
+    """A bi-encoder's label texts: the same padded ids and mask, long texts cut the same way."""
+    transformers = pytest.importorskip("transformers")
+    from anyner.tokenizer import FastTokenizer
+
+    texts = ["person", "organization of people", "date", "Héllo 東京 😀", "", "drug " * 700]
+    hf, fast = (
+        transformers.AutoTokenizer.from_pretrained(str(minilm_dir)),
+        FastTokenizer.from_folder(minilm_dir),
+    )
+    ref = hf(texts, truncation=True, padding="longest", return_tensors="np")
+    ids, mask = fast.encode_texts(texts)
+    assert ids.shape == (len(texts), hf.model_max_length)
+    assert ids.tolist() == ref["input_ids"].tolist() and mask.tolist() == ref["attention_mask"].tolist()
+    short_ids, short_mask = fast.encode_texts(texts[:3])
+    assert short_ids.tolist() == hf(texts[:3], padding="longest", return_tensors="np")["input_ids"].tolist()
+    assert short_mask.sum() < short_mask.size  # padded to the longest, not further

@@ -19,6 +19,7 @@ run per batch, no regrouping of rows.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import heapq
 import json
 import warnings
@@ -34,10 +35,14 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from anyner.batching import INPUT_NAMES, Batch
 from anyner.featurize import Job
 from anyner.runtime import (
+    LABEL_INPUT_NAMES,
+    LABEL_VECTORS,
+    LABELS_PREFIX,
     METADATA_FIELDS,
     ONNX_INT8_NAME,
     ONNX_NAME,
     OUTPUT_NAME,
+    OnnxLabelEncoder,
     OnnxRunner,
     TorchRunner,
     find_onnx_file,
@@ -63,6 +68,13 @@ _DYNAMIC_AXES = {
     "text_lengths": {0: "batch"},
     "label_index": {0: "batch", 1: "labels"},
     OUTPUT_NAME: {0: "batch", 1: "words", 3: "labels"},
+}
+# a bi-encoder's text graph also reads the label vectors; its label graph reads label subwords
+_BI_DYNAMIC_AXES = _DYNAMIC_AXES | {LABEL_VECTORS: {0: "batch", 1: "labels"}}
+_LABEL_DYNAMIC_AXES = {
+    "input_ids": {0: "labels", 1: "subwords"},
+    "attention_mask": {0: "labels", 1: "subwords"},
+    LABEL_VECTORS: {0: "labels"},
 }
 
 # The batch traced by the exporter (mixed lengths, so that padding and packing are in the graph)
@@ -113,12 +125,38 @@ def _export_mode(net: nn.Module) -> Iterator[nn.Module]:
         net.train(training)
 
 
-def one_batch(model: AnyNER, texts: Sequence[str], labels: Sequence[str]) -> tuple[Batch, list[Job]]:
-    """The batch and jobs for ``texts`` in the order given (short texts: one row per text)."""
+class _LabelGraph(nn.Module):
+    """A bi-encoder's label encoder as a module of its own: label subwords -> label vectors."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.net.encode_labels(input_ids, attention_mask)
+
+
+def one_batch(
+    model: AnyNER, texts: Sequence[str], labels: Sequence[str], label_encoder: Any = None
+) -> tuple[Batch, list[Job]]:
+    """The batch and jobs for ``texts`` in the order given (short texts: one row per text).
+
+    A bi-encoder's batch carries the label vectors, from ``label_encoder`` (default the model's).
+    """
     featurizer = model.featurizer
     label_set = featurizer.label_set(list(labels))
     jobs = [job for i, t in enumerate(texts) for job in featurizer.jobs(i, split_words(t), label_set)]
-    return featurizer.collate(jobs), jobs
+    batch = featurizer.collate(jobs)
+    if model.label_cache is not None:
+        from anyner.pipeline import _tokenize_texts
+
+        encoder = label_encoder if label_encoder is not None else model.label_encoder
+        vectors = encoder(*_tokenize_texts(model.labels_tokenizer, list(label_set.prompts)))
+        rows = np.zeros((len(jobs), batch.n_labels, vectors.shape[1]), dtype=np.float32)
+        for row, job in enumerate(jobs):
+            rows[row, : job.n_labels] = vectors[job.first_label : job.first_label + job.n_labels]
+        batch = dataclasses.replace(batch, label_vectors=rows)
+    return batch, jobs
 
 
 def max_logit_delta(
@@ -126,12 +164,19 @@ def max_logit_delta(
     runner: OnnxRunner,
     texts: Sequence[str] = _CHECK_TEXTS,
     labels: Sequence[str] = _LABELS,
+    label_encoder: OnnxLabelEncoder | None = None,
 ) -> float:
-    """Max |torch logit - runner logit| over the spans and labels the decoder reads, in one batch."""
+    """Max |torch logit - runner logit| over the spans and labels the decoder reads, in one batch.
+
+    For a bi-encoder the runner's batch takes its label vectors from ``label_encoder`` (the
+    exported label graph): the figure covers both graphs.
+    """
     if model.model is None:
         raise ValueError("the parity check needs the torch model")
     batch, jobs = one_batch(model, texts, labels)
     ref = TorchRunner(model.model, model.device).logits(batch)
+    if label_encoder is not None:
+        batch, _ = one_batch(model, texts, labels, label_encoder)
     got = runner.logits(batch)
     if got.shape != ref.shape:
         raise RuntimeError(f"the ONNX graph gives logits of shape {got.shape}, torch {ref.shape}")
@@ -217,6 +262,11 @@ def export_onnx(
     ``onnx_export.json`` with the file sizes and the max |delta logit| of each file against
     the torch model on a few sentences. Each file is validated with ``onnx.checker``.
 
+    A bi-encoder gets two graphs: the text graph ``model.onnx`` (the batch and its label
+    vectors in, logits out) and the label graph ``labels_model.onnx`` (label subwords in,
+    one vector per label out; ``labels_model_int8.onnx`` with int8), and its label
+    tokenizer in ``labels_tokenizer/``. The figures of the report cover both graphs.
+
     Args:
         model: a model with torch weights (any :meth:`AnyNER.from_pretrained` with the torch backend).
         out_dir: the folder to write; created when missing, files of the same names replaced.
@@ -246,34 +296,49 @@ def export_onnx(
         raise ValueError("export needs a model with torch weights: load it with backend='torch'")
     out = model.save_pretrained(out_dir)
     net = model.model
+    bi = model.label_cache is not None
     path = out / ONNX_NAME
     batch, _ = one_batch(model, _TRACE_TEXTS, _LABELS[:3])
     tensors = batch.tensors(model.device)
-    args = tuple(
-        tensors[name] for name in INPUT_NAMES
-    )  # the network's forward takes the Batch fields in order
+    names = list(INPUT_NAMES) + ([LABEL_VECTORS] if bi else [])
+    args = tuple(tensors[name] for name in names)  # the network's forward takes the Batch fields in order
+    meta = {"anyner.opset": str(opset), "anyner.exporter": f"torch {torch.__version__} torchscript"}
     with _export_mode(net), warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer and deprecation notices about the TorchScript exporter
         torch.onnx.export(
             net,
             args,
             str(path),
-            input_names=list(INPUT_NAMES),
+            input_names=names,
             output_names=[OUTPUT_NAME],
-            dynamic_axes=_DYNAMIC_AXES,
+            dynamic_axes=_BI_DYNAMIC_AXES if bi else _DYNAMIC_AXES,
             opset_version=opset,
             do_constant_folding=True,
             dynamo=False,  # the TorchScript exporter: traces HF encoders and packed LSTMs robustly
         )
-    meta = {"anyner.opset": str(opset), "anyner.exporter": f"torch {torch.__version__} torchscript"}
-    _finish(path, model.config, meta)
-    onnx.checker.check_model(str(path))
+        if bi:
+            from anyner.pipeline import _tokenize_texts
+
+            ids, mask = _tokenize_texts(model.labels_tokenizer, ["person", "organization of people", "date"])
+            label_args = (torch.from_numpy(ids).to(model.device), torch.from_numpy(mask).to(model.device))
+            torch.onnx.export(
+                _LabelGraph(net),
+                label_args,
+                str(out / (LABELS_PREFIX + ONNX_NAME)),
+                input_names=list(LABEL_INPUT_NAMES),
+                output_names=[LABEL_VECTORS],
+                dynamic_axes=_LABEL_DYNAMIC_AXES,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+    graphs = [ONNX_NAME] + ([LABELS_PREFIX + ONNX_NAME] if bi else [])
+    for name in graphs:
+        _finish(out / name, model.config, meta)
+        onnx.checker.check_model(str(out / name))
     report: dict[str, Any] = {"opset": opset, "files": {}}
-    runner = OnnxRunner(path, config=model.config)
-    delta = max_logit_delta(model, runner)
-    report["files"][ONNX_NAME] = {
-        "bytes": path.stat().st_size, "max_abs_logit_delta": delta, **_agreement(model, runner),
-    }  # fmt: skip
+    _check_files(model, out, ONNX_NAME, report)
+    delta = report["files"][ONNX_NAME]["max_abs_logit_delta"]
     if not delta <= FP32_TOLERANCE:
         _write_report(out, report)
         raise RuntimeError(
@@ -281,17 +346,30 @@ def export_onnx(
             f"> {FP32_TOLERANCE:g} ({path} is left for inspection)"
         )
     if quantize == "int8":
-        qpath = out / ONNX_INT8_NAME
-        _quantize_int8(path, qpath)
-        _finish(qpath, model.config, meta | {"anyner.quantize": "int8 dynamic, per-channel"}, resort=True)
-        onnx.checker.check_model(str(qpath))
-        qrunner = OnnxRunner(qpath, config=model.config)
-        qdelta = max_logit_delta(model, qrunner)
-        report["files"][ONNX_INT8_NAME] = {
-            "bytes": qpath.stat().st_size, "max_abs_logit_delta": qdelta, **_agreement(model, qrunner),
-        }  # fmt: skip
+        qmeta = meta | {"anyner.quantize": "int8 dynamic, per-channel"}
+        for name in graphs:
+            qname = name.replace(ONNX_NAME, ONNX_INT8_NAME)
+            _quantize_int8(out / name, out / qname)
+            _finish(out / qname, model.config, qmeta, resort=True)
+            onnx.checker.check_model(str(out / qname))
+        _check_files(model, out, ONNX_INT8_NAME, report)
     _write_report(out, report)
     return out
+
+
+def _check_files(model: AnyNER, out: Path, name: str, report: dict[str, Any]) -> None:
+    """Add the size, max |delta logit| and agreement of the exported ``name`` (and its label graph)."""
+    runner = OnnxRunner(out / name, config=model.config)
+    label_encoder = None
+    size = (out / name).stat().st_size
+    if model.label_cache is not None:
+        label_encoder = OnnxLabelEncoder(out / (LABELS_PREFIX + name))
+        size += label_encoder.path.stat().st_size
+    delta = max_logit_delta(model, runner, label_encoder=label_encoder)
+    info = {"bytes": size, "max_abs_logit_delta": delta, **_agreement(model, runner, label_encoder)}
+    if label_encoder is not None:
+        info["graphs"] = [name, label_encoder.path.name]
+    report["files"][name] = info
 
 
 def _quantize_int8(src: Path, dst: Path) -> None:
@@ -323,9 +401,14 @@ def _quantize_int8(src: Path, dst: Path) -> None:
         root.setLevel(level)
 
 
-def _agreement(model: AnyNER, runner: OnnxRunner) -> dict[str, int]:
+def _agreement(
+    model: AnyNER, runner: OnnxRunner, label_encoder: OnnxLabelEncoder | None = None
+) -> dict[str, int]:
     """On the check texts: texts whose entities (spans and labels) are the same as torch's."""
-    other = type(model)(None, model.tokenizer, model.hf_config, config=model.config, runner=runner)
+    other = type(model)(
+        None, model.tokenizer, model.hf_config, config=model.config, runner=runner,
+        labels_tokenizer=model.labels_tokenizer, label_encoder=label_encoder,
+    )  # fmt: skip
     labels = list(_LABELS)
     same = sum(
         [(e.start, e.end, e.label) for e in a] == [(e.start, e.end, e.label) for e in b]

@@ -27,7 +27,15 @@ from anyner.decode import Candidate, Candidates, greedy
 from anyner.featurize import Featurizer, Labels, LabelSet, plan_windows
 from anyner.label_vectors import LabelCache, LabelEmbeddings
 from anyner.optional import OptionalModule, available
-from anyner.runtime import OnnxRunner, Runner, TorchRunner, find_onnx_file
+from anyner.runtime import (
+    OnnxLabelEncoder,
+    OnnxRunner,
+    Runner,
+    TorchLabelEncoder,
+    TorchRunner,
+    find_onnx_file,
+    labels_onnx_file,
+)
 from anyner.types import Entity, Word
 from anyner.words import SUPPORTED_SPLITTERS, get_splitter, split_words
 
@@ -64,12 +72,15 @@ class AnyNER:
         config: AnyNERConfig | None = None,
         runner: Runner | None = None,
         labels_tokenizer: Any = None,
+        label_encoder: Any = None,
     ):
         """Assemble a model from its parts; most users call :meth:`from_pretrained` instead.
 
         ``runner`` replaces the torch network for prediction (e.g. an
         :class:`~anyner.runtime.OnnxRunner`): any :class:`~anyner.runtime.Runner`.
         ``labels_tokenizer``: the label encoder's tokenizer (bi-encoder models only).
+        ``label_encoder``: a bi-encoder's label subword ids and mask (L, T) -> vectors (L, D),
+        e.g. an :class:`~anyner.runtime.OnnxLabelEncoder`; default the torch network's.
         """
         if model is None and (runner is None or config is None):
             raise ValueError("give a torch model, or a runner and a config")
@@ -89,8 +100,12 @@ class AnyNER:
         self.split_words = get_splitter(splitter) if splitter in SUPPORTED_SPLITTERS else split_words
         self.labels_tokenizer = labels_tokenizer
         self.label_cache = LabelCache() if not self.model_type.labels_in_prompt else None
-        if self.label_cache is not None and (labels_tokenizer is None or self.model is None):
-            raise ValueError("a bi-encoder model needs its torch network and its label tokenizer")
+        self.label_encoder = label_encoder
+        if self.label_cache is not None:
+            if self.label_encoder is None and self.model is not None:
+                self.label_encoder = TorchLabelEncoder(self.model, self.device)
+            if labels_tokenizer is None or self.label_encoder is None:
+                raise ValueError("a bi-encoder model needs its label tokenizer and a label encoder")
 
     @property
     def config(self) -> AnyNERConfig:
@@ -160,9 +175,7 @@ class AnyNER:
         config = checkpoint.read_config(folder, check_encoder=backend == "torch")
         if not model_types.get(config.model_type).labels_in_prompt:
             if backend == "onnx":
-                raise NotImplementedError(
-                    f"{folder}: bi-encoder models ({config.model_type}) run on the torch backend only"
-                )
+                return cls._bi_encoder_onnx(folder, config, onnx_file)
             return cls._bi_encoder(folder, config, device)
         # ONNX with tokenizers alone (the light install, and the fast start of the full one) when the
         # folder holds tokenizer.json and the encoder's config; else transformers reads them.
@@ -198,6 +211,37 @@ class AnyNER:
             lambda: model_types.build_network(config, hf_config), checkpoint.weights_file(folder)
         )
         return cls(net, tokenizer, hf_config, device=device, labels_tokenizer=labels_tokenizer)
+
+    @classmethod
+    def _bi_encoder_onnx(cls, folder: Path, config: AnyNERConfig, onnx_file: str | None) -> AnyNER:
+        # Two graphs: the text graph (label vectors in) and the label graph beside it. The
+        # tokenizers library reads both tokenizers where the folder has their tokenizer.json
+        # (always, for an anyner export); else transformers does.
+        text_graph = find_onnx_file(folder, onnx_file)
+        runner = OnnxRunner(text_graph, config=config)
+        if not runner.reads_label_vectors:
+            raise ValueError(f"{text_graph} does not read label vectors: it is not a bi-encoder's text graph")
+        label_encoder = OnnxLabelEncoder(labels_onnx_file(text_graph))
+        sub = folder / checkpoint.LABELS_TOKENIZER_DIR
+        light = (folder / "tokenizer.json").is_file() and (sub / "tokenizer.json").is_file()
+        if light and config.encoder_config is not None:
+            from anyner.tokenizer import FastTokenizer
+
+            tokenizer, labels_tokenizer = FastTokenizer.from_folder(folder), FastTokenizer.from_folder(sub)
+            info: Any = _EncoderInfo(config)
+        elif _torch_installed():
+            tokenizer = checkpoint.load_tokenizer(folder, config)
+            labels_tokenizer = checkpoint.load_labels_tokenizer(folder, config)
+            info = checkpoint.encoder_hf_config(config)
+        else:
+            raise FileNotFoundError(
+                f"{folder} lacks tokenizer.json (or {checkpoint.LABELS_TOKENIZER_DIR}/tokenizer.json) or "
+                "encoder_config: without transformers anyner reads only those (pip install 'anyner[torch]')"
+            )
+        return cls(
+            None, tokenizer, info, config=config, runner=runner,
+            labels_tokenizer=labels_tokenizer, label_encoder=label_encoder,
+        )  # fmt: skip
 
     @classmethod
     def from_encoder(
@@ -453,16 +497,10 @@ class AnyNER:
     def _encode_label_texts(self, texts: list[str], chunk: int = 128) -> np.ndarray:
         out = np.zeros((len(texts), self.config.hidden_size), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
-        with torch.inference_mode():
-            for a in range(0, len(order), chunk):
-                rows = order[a : a + chunk]
-                enc = self.labels_tokenizer(
-                    [texts[i] for i in rows], truncation=True, padding="longest", return_tensors="pt"
-                )
-                vec = self.model.encode_labels(
-                    enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
-                )
-                out[rows] = vec.float().cpu().numpy()
+        for a in range(0, len(order), chunk):
+            rows = order[a : a + chunk]
+            ids, mask = _tokenize_texts(self.labels_tokenizer, [texts[i] for i in rows])
+            out[rows] = self.label_encoder(ids, mask)
         return out
 
     def _fingerprint(self) -> str:
@@ -508,6 +546,14 @@ class AnyNER:
             texts, labels, batch_size=batch_size, threshold=threshold, flat=flat_ner, multi_label=multi_label
         )
         return [[e.to_dict() for e in ents] for ents in out]
+
+
+def _tokenize_texts(tokenizer: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Label texts -> padded subword ids and mask (int64 numpy), with either kind of tokenizer."""
+    if hasattr(tokenizer, "encode_texts"):  # anyner.tokenizer.FastTokenizer
+        return tokenizer.encode_texts(texts)
+    enc = tokenizer(texts, truncation=True, padding="longest", return_tensors="np")
+    return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
 
 
 def _gather(chunk, label_sets, vectors, n_labels: int) -> np.ndarray:

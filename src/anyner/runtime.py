@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 ONNX_NAME = "model.onnx"
 ONNX_INT8_NAME = "model_int8.onnx"
 OUTPUT_NAME = "logits"
+# A bi-encoder export has two graphs: the text graph (ONNX_NAME, label vectors in) and the label
+# graph, named after it with this prefix (labels_model.onnx, labels_model_int8.onnx).
+LABELS_PREFIX = "labels_"
+LABEL_VECTORS = "label_vectors"  # the text graph's extra input and the label graph's output
+LABEL_INPUT_NAMES = ("input_ids", "attention_mask")
 # Settings the exporter stores in the file's metadata and the runner checks against the config.
 METADATA_FIELDS = ("span_mode", "max_width", "hidden_size", "num_rnn_layers")
 
@@ -39,7 +44,8 @@ class Runner(Protocol):
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x.astype(np.float32, copy=False)))
+    with np.errstate(over="ignore"):  # exp(-x) overflows to inf for very negative logits: 1 / inf = 0
+        return 1.0 / (1.0 + np.exp(-x.astype(np.float32, copy=False)))
 
 
 def _default_threads() -> int:
@@ -69,6 +75,24 @@ class TorchRunner:
 
         with torch.inference_mode():
             return torch.sigmoid(self.net(**batch.tensors(self.device)).float()).cpu().numpy()
+
+
+class TorchLabelEncoder:
+    """A bi-encoder's label encoder in torch: label subword ids (L, T) -> vectors (L, D), numpy."""
+
+    def __init__(self, net: Any, device: Any = "cpu"):
+        import torch
+
+        self.net = net
+        self.device = torch.device(device)
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            ids = torch.from_numpy(np.ascontiguousarray(input_ids, dtype=np.int64)).to(self.device)
+            mask = torch.from_numpy(np.ascontiguousarray(attention_mask, dtype=np.int64)).to(self.device)
+            return self.net.encode_labels(ids, mask).float().cpu().numpy()
 
 
 def require_module(module: str) -> Any:
@@ -107,10 +131,66 @@ def find_onnx_file(folder: str | Path, name: str | None = None) -> Path:
     return path
 
 
+def labels_onnx_file(text_graph: str | Path) -> Path:
+    """The label graph that goes with a bi-encoder's text graph (``model.onnx`` -> ``labels_model.onnx``)."""
+    path = Path(text_graph)
+    labels = path.with_name(LABELS_PREFIX + path.name)
+    if not labels.is_file():
+        raise FileNotFoundError(
+            f"{path.parent} holds the bi-encoder's text graph {path.name} but not its label graph "
+            f"{labels.name}: export the model again with `anyner export onnx`"
+        )
+    return labels
+
+
+def _session(path: str | Path, threads: int | None) -> Any:
+    ort = require_module("onnxruntime")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = int(threads) if threads else _default_threads()
+    options.inter_op_num_threads = 1
+    # Idle threads sleep instead of spinning: the ops here are large, and on a shared or
+    # busy CPU spinning only burns cores (measured on a busy 2-core machine: faster, and
+    # about a third less CPU).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # a truncated or foreign file: ORT's own exception types vary
+        raise ValueError(f"ONNX Runtime cannot load {path}: {e}") from e
+
+
+class OnnxLabelEncoder:
+    """A bi-encoder's exported label graph: label subword ids (L, T) -> vectors (L, D), numpy.
+
+    Args:
+        path: the label graph (``labels_model.onnx`` or ``labels_model_int8.onnx``).
+        threads: intra-op threads; default the CPUs this process may run on.
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        self.path = Path(path)
+        self.session = _session(path, threads)
+        inputs = [x.name for x in self.session.get_inputs()]
+        outputs = [x.name for x in self.session.get_outputs()]
+        if sorted(inputs) != sorted(LABEL_INPUT_NAMES) or outputs != [LABEL_VECTORS]:
+            raise ValueError(
+                f"{path} is not an anyner label graph: inputs {inputs}, outputs {outputs} (expected "
+                f"{list(LABEL_INPUT_NAMES)} -> [{LABEL_VECTORS!r}])"
+            )
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feed = {
+            "input_ids": np.ascontiguousarray(input_ids, dtype=np.int64),
+            "attention_mask": np.ascontiguousarray(attention_mask, dtype=np.int64),
+        }
+        return self.session.run([LABEL_VECTORS], feed)[0]
+
+
 class OnnxRunner:
     """Runs an exported span network with ONNX Runtime on the CPU: a :class:`Runner`.
 
-    Inputs the graph dropped (``text_lengths`` of a model without BiLSTM) are not fed.
+    Inputs the graph dropped (``text_lengths`` of a model without BiLSTM) are not fed. A
+    bi-encoder's text graph also reads ``label_vectors`` (B, C, D) from the batch.
 
     Args:
         path: the ``.onnx`` file.
@@ -124,23 +204,12 @@ class OnnxRunner:
     """
 
     def __init__(self, path: str | Path, threads: int | None = None, *, config: AnyNERConfig | None = None):
-        ort = require_module("onnxruntime")
         self.path = Path(path)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = int(threads) if threads else _default_threads()
-        options.inter_op_num_threads = 1
-        # Idle threads sleep instead of spinning: the ops here are large, and on a shared or
-        # busy CPU spinning only burns cores (measured on a busy 2-core machine: faster, and
-        # about a third less CPU).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # a truncated or foreign file: ORT's own exception types vary
-            raise ValueError(f"ONNX Runtime cannot load {path}: {e}") from e
+        self.session = _session(path, threads)
         self.inputs = {x.name: x.type for x in self.session.get_inputs()}
         outputs = [x.name for x in self.session.get_outputs()]
-        if not set(self.inputs) <= set(INPUT_NAMES) or {"input_ids", "word_index"} - set(self.inputs):
+        known = {*INPUT_NAMES, LABEL_VECTORS}
+        if not set(self.inputs) <= known or {"input_ids", "word_index"} - set(self.inputs):
             raise ValueError(
                 f"{path} is not an anyner export: its inputs are {sorted(self.inputs)}, expected some of "
                 f"{list(INPUT_NAMES)} (ONNX files made by other tools, e.g. the gliner package, take other "
@@ -161,13 +230,19 @@ class OnnxRunner:
                     f"{getattr(config, name)}: the ONNX file and gliner_config.json do not belong together"
                 )
 
+    @property
+    def reads_label_vectors(self) -> bool:
+        """True for a bi-encoder's text graph."""
+        return LABEL_VECTORS in self.inputs
+
     def logits(self, batch: Batch) -> np.ndarray:
-        feed = {
-            name: np.ascontiguousarray(
-                getattr(batch, name), dtype=np.bool_ if kind == "tensor(bool)" else np.int64
-            )
-            for name, kind in self.inputs.items()
-        }
+        feed = {}
+        for name, kind in self.inputs.items():
+            value = getattr(batch, name)
+            if value is None:
+                raise ValueError(f"{self.path} is a bi-encoder's text graph: the batch needs {name}")
+            dtype = {"tensor(bool)": np.bool_, "tensor(float)": np.float32}.get(kind, np.int64)
+            feed[name] = np.ascontiguousarray(value, dtype=dtype)
         return self.session.run([OUTPUT_NAME], feed)[0]  # (B, W, K, C) float32
 
     def __call__(self, batch: Batch) -> np.ndarray:
@@ -175,12 +250,17 @@ class OnnxRunner:
 
 
 __all__ = [
+    "LABELS_PREFIX",
+    "LABEL_VECTORS",
     "ONNX_INT8_NAME",
     "ONNX_NAME",
     "OUTPUT_NAME",
+    "OnnxLabelEncoder",
     "OnnxRunner",
     "Runner",
+    "TorchLabelEncoder",
     "TorchRunner",
+    "labels_onnx_file",
     "find_onnx_file",
     "require_module",
 ]

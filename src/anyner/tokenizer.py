@@ -90,6 +90,22 @@ class FastTokenizer:
         enc = self.backend.encode(list(words), is_pretokenized=True, add_special_tokens=add_special_tokens)
         return _Encoding(list(enc.ids), list(enc.word_ids))
 
+    def encode_texts(self, texts: Sequence[str]) -> tuple[Any, Any]:
+        """Whole texts (a bi-encoder's labels) -> padded ``input_ids`` and ``attention_mask`` (int64
+        numpy, (N, T)), with special tokens, cut to ``model_max_length`` keeping the closing token:
+        what transformers gives with ``truncation=True, padding="longest"``."""
+        import numpy as np
+
+        rows = [list(e.ids) for e in self.backend.encode_batch(list(texts), add_special_tokens=True)]
+        limit = self.model_max_length
+        rows = [r if len(r) <= limit else r[: limit - 1] + r[-1:] for r in rows]
+        T = max((len(r) for r in rows), default=0)
+        ids = np.full((len(rows), T), self.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((len(rows), T), dtype=np.int64)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)], mask[i, : len(r)] = r, 1
+        return ids, mask
+
     def __len__(self) -> int:
         return self.backend.get_vocab_size(with_added_tokens=True)
 

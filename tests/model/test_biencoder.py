@@ -69,8 +69,8 @@ def test_label_vectors_errors(bi, ref_v21, tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"not a file")
     with pytest.raises(ValueError, match="not a file written by LabelEmbeddings.save"):
         LabelEmbeddings.load(tmp_path / "bad.safetensors")
-    with pytest.raises(NotImplementedError, match="torch backend only"):
-        AnyNER.from_pretrained(bi_folder(bi, tmp_path), backend="onnx")
+    with pytest.raises(FileNotFoundError, match=r"no model\.onnx.*anyner export onnx"):
+        AnyNER.from_pretrained(bi_folder(bi, tmp_path), backend="onnx")  # saved, not exported
 
 
 def bi_folder(bi, tmp_path):
