@@ -48,6 +48,7 @@ from anyner.runtime import (
     find_onnx_file,
     require_module,
 )
+from anyner.tokenizer import encode_label_texts
 from anyner.words import split_words
 
 if TYPE_CHECKING:
@@ -148,10 +149,8 @@ def one_batch(
     jobs = [job for i, t in enumerate(texts) for job in featurizer.jobs(i, split_words(t), label_set)]
     batch = featurizer.collate(jobs)
     if model.label_cache is not None:
-        from anyner.pipeline import _tokenize_texts
-
         encoder = label_encoder if label_encoder is not None else model.label_encoder
-        vectors = encoder(*_tokenize_texts(model.labels_tokenizer, list(label_set.prompts)))
+        vectors = encoder(*encode_label_texts(model.labels_tokenizer, list(label_set.prompts)))
         rows = np.zeros((len(jobs), batch.n_labels, vectors.shape[1]), dtype=np.float32)
         for row, job in enumerate(jobs):
             rows[row, : job.n_labels] = vectors[job.first_label : job.first_label + job.n_labels]
@@ -317,9 +316,9 @@ def export_onnx(
             dynamo=False,  # the TorchScript exporter: traces HF encoders and packed LSTMs robustly
         )
         if bi:
-            from anyner.pipeline import _tokenize_texts
-
-            ids, mask = _tokenize_texts(model.labels_tokenizer, ["person", "organization of people", "date"])
+            ids, mask = encode_label_texts(
+                model.labels_tokenizer, ["person", "organization of people", "date"]
+            )
             label_args = (torch.from_numpy(ids).to(model.device), torch.from_numpy(mask).to(model.device))
             torch.onnx.export(
                 _LabelGraph(net),

@@ -36,6 +36,7 @@ from anyner.runtime import (
     find_onnx_file,
     labels_onnx_file,
 )
+from anyner.tokenizer import encode_label_texts
 from anyner.types import Entity, Word
 from anyner.words import SUPPORTED_SPLITTERS, get_splitter, split_words
 
@@ -121,6 +122,31 @@ class AnyNER:
         if changed:
             raise ValueError(f"{', '.join(changed)} describe the network and cannot change on a loaded model")
         self.featurizer = self.featurizer.with_limits(config=value)
+
+    @property
+    def span_prefilter(self) -> Any:
+        """The span pre-filter (:class:`anyner.prefilter.SpanPrefilter`), or None (default): every
+        span scored against every label. Set it to keep only each window's ``top_k`` spans by a
+        label-independent score before the labels are scored (many labels; markerV0 span models
+        on the torch backend)."""
+        return getattr(getattr(self.model, "span", None), "prefilter", None)
+
+    @span_prefilter.setter
+    def span_prefilter(self, value: Any) -> None:
+        from anyner.prefilter import SpanPrefilter, check_supported
+
+        if value is not None:
+            if not isinstance(value, SpanPrefilter):
+                raise TypeError(f"span_prefilter must be a SpanPrefilter or None, got {type(value).__name__}")
+            check_supported(self)
+            width = self.model.span.out_project[3].weight.shape[1]
+            if value.weight.shape != (width,):
+                raise ValueError(
+                    f"this span filter has {value.weight.shape[0]} weights, the model's span layer {width}: "
+                    "it was trained for another model"
+                )
+        if self.model is not None and hasattr(self.model, "span"):
+            self.model.span.prefilter = value
 
     @property
     def max_tokens(self) -> int:
@@ -499,7 +525,7 @@ class AnyNER:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
         for a in range(0, len(order), chunk):
             rows = order[a : a + chunk]
-            ids, mask = _tokenize_texts(self.labels_tokenizer, [texts[i] for i in rows])
+            ids, mask = encode_label_texts(self.labels_tokenizer, [texts[i] for i in rows])
             out[rows] = self.label_encoder(ids, mask)
         return out
 
@@ -546,14 +572,6 @@ class AnyNER:
             texts, labels, batch_size=batch_size, threshold=threshold, flat=flat_ner, multi_label=multi_label
         )
         return [[e.to_dict() for e in ents] for ents in out]
-
-
-def _tokenize_texts(tokenizer: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Label texts -> padded subword ids and mask (int64 numpy), with either kind of tokenizer."""
-    if hasattr(tokenizer, "encode_texts"):  # anyner.tokenizer.FastTokenizer
-        return tokenizer.encode_texts(texts)
-    enc = tokenizer(texts, truncation=True, padding="longest", return_tensors="np")
-    return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
 
 
 def _gather(chunk, label_sets, vectors, n_labels: int) -> np.ndarray:

@@ -129,4 +129,15 @@ class FastTokenizer:
             (folder / CONFIG_FILE).write_text(json.dumps(self.config, indent=2) + "\n", encoding="utf-8")
 
 
-__all__ = ["FastTokenizer"]
+def encode_label_texts(tokenizer: Any, texts: list[str]) -> tuple[Any, Any]:
+    """Whole texts (a bi-encoder's labels) -> padded subword ids and mask (int64 numpy, (N, T)),
+    with a :class:`FastTokenizer` or a transformers tokenizer alike."""
+    import numpy as np
+
+    if isinstance(tokenizer, FastTokenizer):
+        return tokenizer.encode_texts(texts)
+    enc = tokenizer(texts, truncation=True, padding="longest", return_tensors="np")
+    return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+
+
+__all__ = ["FastTokenizer", "encode_label_texts"]

@@ -20,6 +20,7 @@ from transformers import PretrainedConfig
 from anyner.config import AnyNERConfig
 from anyner.model.encoder import Encoder
 from anyner.model.gliner import GLiNERModel
+from anyner.model.span import is_tracing
 from anyner.model.token import TokenScorer
 
 
@@ -41,11 +42,27 @@ class _BiEncoder(GLiNERModel):
         return (h * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
     def text_words(self, input_ids, attention_mask, word_index, word_present, text_lengths) -> torch.Tensor:
+        """Word vectors (B, W, D) of the text. At inference, rows that repeat (one window read
+        with several groups of labels: each group is a row) are encoded once."""
+        B = input_ids.shape[0]
+        if B > 1 and not torch.is_grad_enabled() and not is_tracing():
+            key = torch.cat([input_ids, attention_mask, word_index, word_present.to(input_ids.dtype)], dim=1)
+            unique, inverse = torch.unique(key, dim=0, return_inverse=True)
+            if len(unique) < B:
+                pick = torch.zeros(len(unique), dtype=torch.long, device=input_ids.device)
+                pick.scatter_(0, inverse, torch.arange(B, device=input_ids.device))  # one row of each kind
+                words = self._words(
+                    input_ids[pick], attention_mask[pick], word_index[pick], word_present[pick]
+                )
+                return words[inverse]
+        return self._words(input_ids, attention_mask, word_index, word_present)
+
+    def _words(self, input_ids, attention_mask, word_index, word_present) -> torch.Tensor:
         # No BiLSTM: the reference (gliner 0.2.29) builds one for a bi-encoder with num_rnn_layers > 0
         # but never runs it, and its checkpoints are trained and scored that way. The weights are
         # kept, so that a re-saved folder has every tensor it was loaded with.
         h = self.encoder(input_ids, attention_mask)
-        return self.word_vectors(h, word_index, word_present, text_lengths, rnn=False)
+        return self.word_vectors(h, word_index, word_present, None, rnn=False)
 
 
 class BiEncoderSpanModel(_BiEncoder):

@@ -43,7 +43,7 @@ def span_ends(x: torch.Tensor, max_width: int) -> torch.Tensor:
     return torch.stack([padded[:, k : k + W] for k in range(max_width)], dim=2)  # (B, W, K, F)
 
 
-def _tracing() -> bool:
+def is_tracing() -> bool:
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
@@ -122,6 +122,24 @@ class MarkerV0(nn.Module):
         # Draws the span dropout mask in training; the trainer may put a cheaper one here
         # (anyner.train.dropout.use_fast_dropout). Not a parameter, not saved.
         self.keep_mask = bernoulli_keep
+        # An anyner.prefilter.SpanPrefilter, or None (every span scored). Not a module: the
+        # state dict stays GLiNER's.
+        self.prefilter = None
+
+    def hidden(self, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The span hidden vectors (B, W, K, 4D) before the label product, at inference, and
+        (B, W, K) True for spans whose first and last words are words of the text (nonzero vectors)."""
+        D = words.shape[-1]
+        first = self.out_project[0]
+        start = self.project_start(words).relu()
+        end = self.project_end(words).relu()
+        a = nn.functional.linear(start, first.weight[:, :D], first.bias)
+        b = nn.functional.linear(end, first.weight[:, D:])
+        return (a[:, :, None, :] + span_ends(b, self.max_width)).relu_(), self._valid(words)
+
+    def _valid(self, words: torch.Tensor) -> torch.Tensor:
+        present = (words != 0).any(-1, keepdim=True).to(words.dtype)  # (B, W, 1)
+        return (present[:, :, None, 0] * span_ends(present, self.max_width)[..., 0]) > 0
 
     def forward(self, words: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """words (B, W, D), labels (B, C, D) projected label vectors -> logits (B, W, K, C)."""
@@ -133,13 +151,18 @@ class MarkerV0(nn.Module):
         b = nn.functional.linear(end, first.weight[:, D:])  # (B, W, 4D)
         q = labels @ last.weight  # (B, C, 4D): the last Linear folded into the labels
         bias = labels @ last.bias  # (B, C)
+        if self.prefilter is not None and not self.training and not is_tracing():
+            from anyner.prefilter import filtered_scores
+
+            h = (a[:, :, None, :] + span_ends(b, self.max_width)).relu_()  # (B, W, K, 4D)
+            return filtered_scores(h, self._valid(words), q, bias, self.prefilter)
         keep = None
         if self.training and drop.p > 0:
             # Dropout on the span vectors, with one mask per start word shared by its K widths:
             # the same rate and expectation as GLiNER's per-element dropout for a K-th of the
             # random draws, which otherwise cost a quarter of a training step on CPU.
             keep = self.keep_mask(a, drop.p)  # (B, W, 4D): 0 or 1 / (1 - p)
-        if _tracing():  # one traceable expression over all widths (export)
+        if is_tracing():  # one traceable expression over all widths (export)
             h = (a[:, :, None, :] + span_ends(b, self.max_width)).relu_()  # (B, W, K, 4D)
             if keep is not None:
                 h = h * keep[:, :, None, :]

@@ -114,15 +114,7 @@ class Trainer:
                     network, labels_encoder=_resolve_encoder(network.labels_encoder)
                 )
             self.model = AnyNER.from_encoder(_resolve_encoder(m.encoder), device=device, config=network)
-        self.net = self.model.model
-        self.device = self.model.device
-        cfg = self.model.config
-        row = model_types.get(cfg.model_type)
-        self._targets = row.part("targets")
-        # the widest gold span the network can score: max_width words for span models, a whole
-        # window for token-level ones
-        self.mix = Mix(load_corpora(config.data, t.seed, self.log), t, getattr(cfg, row.max_span_words))
-        self.spans_lost = 0  # gold spans in no window of their record (since this process started)
+        self.setup_data(config, self.model, self.log)
         self.out = Path(config.output.dir)
         self.ckpt_dir = self.out / "checkpoints"
         self.optimizer = make_optimizer(self.net, t)
@@ -147,7 +139,24 @@ class Trainer:
 
     # ------------------------------------------------------------------ batches
 
-    def _batch(self, items: list[TrainItem]):
+    def setup_data(self, config: TrainConfig, model: AnyNER, log: Callable[[str], None]) -> None:
+        """The data pipeline for ``model``: the corpora mix, and batches with targets (:meth:`batch`).
+
+        Also what :func:`anyner.prefilter.train_span_filter` uses on a trained model.
+        """
+        self.config, self.log, self.model = config, log, model
+        self.net = model.model
+        self.device = model.device
+        cfg = model.config
+        row = model_types.get(cfg.model_type)
+        self._targets = row.part("targets")
+        # the widest gold span the network can score: max_width words for span models, a whole
+        # window for token-level ones
+        t = config.train
+        self.mix = Mix(load_corpora(config.data, t.seed, log), t, getattr(cfg, row.max_span_words))
+        self.spans_lost = 0  # gold spans in no window of their record (since this process started)
+
+    def batch(self, items: list[TrainItem]):
         """The network's inputs and the targets for ``items``, through the prediction featurizer."""
         featurizer = self.model.featurizer
         features = [featurizer.train_features(it.words, it.labels, it.spans, it.draw) for it in items]
@@ -166,7 +175,7 @@ class Trainer:
     def loss(self, items: list[TrainItem]) -> torch.Tensor:
         """The training loss of one micro-batch of items (the network in its current mode)."""
         t = self.config.train
-        batch, gold = self._batch(items)
+        batch, gold = self.batch(items)
         tensors = batch.tensors(self.device)
         targets, mask = gold.tensors(self.device)
         use_amp = self.device.type == "cuda"
