@@ -106,10 +106,7 @@ def worker(lib: str, folder: str, reps: int) -> None:
         model = AnyNER.from_pretrained(folder)
 
         def run(texts, labels, batch):
-            if (
-                model.label_cache is not None
-            ):  # bi-encoders: like for like, no label vector reused between calls
-                model.label_cache.__init__(model.label_cache.size)
+            model.clear_label_cache()  # bi-encoders: like for like, no label vector reused between calls
             return [
                 [e.to_dict() for e in ents] for ents in model.predict_batch(texts, labels, batch_size=batch)
             ]

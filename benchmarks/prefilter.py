@@ -62,7 +62,7 @@ def main() -> int:
     parser.add_argument("--train-config", default=str(ROOT / "configs" / "bi-minilm.toml"))
     parser.add_argument("--filter-steps", type=int, default=300)
     parser.add_argument("--per-set", type=int, default=50, help="sentences of each OOD set")
-    parser.add_argument("--counts", default="1000,10000", help="labels in all (gold + distractors)")
+    parser.add_argument("--counts", default="0,1000,10000", help="labels in all (0: the gold labels alone)")
     parser.add_argument("--top-k", default="16,32,64", help="spans kept per sequence")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the figures to this file")
@@ -105,19 +105,21 @@ def main() -> int:
         """A predictor that reads the set's labels plus distractors and keeps the set's entities."""
 
         def __init__(self, n: int):
-            self.n, self.cache, self.predict_s, self.encode_s = n, {}, 0.0, 0.0
+            self.n, self.cache, self.predict_s, self.encode_s, self.multi = n, {}, 0.0, 0.0, False
 
         def embeddings(self, labels):
             key = tuple(labels)
             if key not in self.cache:
                 t = time.perf_counter()
-                extra = [d for d in pool if d not in set(labels)][: self.n - len(labels)]
+                extra = [d for d in pool if d not in set(labels)][: max(0, self.n - len(labels))]
                 self.cache[key] = model.encode_labels(list(labels) + extra)
                 self.encode_s += time.perf_counter() - t
             return self.cache[key]
 
         def _run(self, method, inputs, labels, **kw):
             emb = self.embeddings(labels)
+            if self.multi:
+                kw["multi_label"] = True
             t = time.perf_counter()
             found = method(inputs, emb, **kw)
             self.predict_s += time.perf_counter() - t
@@ -131,13 +133,24 @@ def main() -> int:
             return self._run(model.predict_batch, texts, labels, **kw)
 
     def run(n: int, k: int | None, many: Many) -> dict:
+        """Flat decoding (the paper's protocol), then nested multi-label decoding: there a
+        distractor label on a span or an overlapping span hides no gold entity, so the F1
+        change is the pre-filter's alone. Timed: the flat pass."""
         model.span_prefilter = None if k is None else base.with_top_k(k)
         many.predict_s = 0.0
-        f1 = {}
+        f1, f1_multi = {}, {}
         for p in sets:
             f1[p.name] = evaluate_folder(many, p, limit=args.per_set, batch_size=8).scores.f1
-        return {"labels": n, "top_k": k, "predict_s": many.predict_s, "f1": f1,
-                "average_f1": sum(f1.values()) / len(f1)}  # fmt: skip
+        seconds = many.predict_s
+        many.multi = True
+        for p in sets:
+            f1_multi[p.name] = evaluate_folder(
+                many, p, limit=args.per_set, batch_size=8, flat=False
+            ).scores.f1
+        many.multi = False
+        return {"labels": n, "top_k": k, "predict_s": seconds, "f1": f1, "f1_multi_label": f1_multi,
+                "average_f1": sum(f1.values()) / len(f1),
+                "average_f1_multi_label": sum(f1_multi.values()) / len(f1_multi)}  # fmt: skip
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -155,15 +168,16 @@ def main() -> int:
         dense = run(n, None, many)
         rows.append(dense | {"encode_s": many.encode_s})
         print(f"{n:>6} labels: label vectors {many.encode_s:6.1f} s (once per set's label set)")
-        print(
-            f"        all spans : predict {dense['predict_s']:7.1f} s  average F1 {dense['average_f1']:5.2f}"
-        )
+        print(f"        all spans : predict {dense['predict_s']:7.1f} s  average F1 {dense['average_f1']:5.2f} flat, "
+              f"{dense['average_f1_multi_label']:5.2f} multi-label")  # fmt: skip
         for k in ks:
             r = run(n, k, many)
             rows.append(r)
             print(
-                f"        top-{k:<3}   : predict {r['predict_s']:7.1f} s  average F1 {r['average_f1']:5.2f}  "
-                f"speed-up {dense['predict_s'] / r['predict_s']:4.2f}x  F1 change {r['average_f1'] - dense['average_f1']:+.2f}"
+                f"        top-{k:<3}   : predict {r['predict_s']:7.1f} s  average F1 {r['average_f1']:5.2f} flat, "
+                f"{r['average_f1_multi_label']:5.2f} multi-label  speed-up {dense['predict_s'] / r['predict_s']:4.2f}x  "
+                f"F1 change {r['average_f1'] - dense['average_f1']:+.2f} flat, "
+                f"{r['average_f1_multi_label'] - dense['average_f1_multi_label']:+.2f} multi-label"
             )
     model.span_prefilter = None
     if args.json:

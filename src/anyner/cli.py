@@ -105,6 +105,23 @@ Each file is checked against the torch model; onnx_export.json records the figur
 Needs the onnx and onnxruntime packages: pip install 'anyner[onnx]'.
 """
 
+EXAMPLES_ANNOTATE = """\
+examples:
+  anyner annotate corpus/*.jsonl --labels person,organization --out annotated/
+  anyner annotate notes.txt --labels drug,dose --out out/ --workers 2 --format parquet
+  anyner annotate data/*.parquet --labels person --out out/ --text-field body --id-field doc_id
+  anyner annotate corpus/*.jsonl --labels person --out out/ --ray local            # a local Ray cluster
+  anyner annotate s3-mount/*.jsonl --labels person --out shared/out --ray auto     # a running cluster
+
+Input: .jsonl (a JSON object a line, text in --text-field), .parquet (a column), .txt (a text a
+line). Output: DIR/part-FFFFF-SSSSSS.jsonl or .parquet, one record per input record: id (the
+--id-field value, else "<file>:<line>"), source, line, entities (start, end, text, label,
+score); DIR/manifest.json counts records, entities and errors per shard.
+Resumable: after a kill, run the same command again; finished shards are kept, the rest done,
+every record written once. A bad line is reported with its file and line and skipped
+(--on-error fail stops instead). Parquet and --ray need the scale extra: pip install 'anyner[scale]'.
+"""
+
 EXAMPLES_PLOT = """\
 examples:
   anyner plot runs/my-run                        # writes runs/my-run/curves.png
@@ -248,6 +265,43 @@ def _parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--until-step", type=int, metavar="N", help="stop after step N (with a checkpoint)")
     tr.set_defaults(func=cmd_train)
+
+    an = sub.add_parser(
+        "annotate",
+        help="annotate corpora: many files, several processes or a Ray cluster, resumable",
+        description="Find entities in every record of JSONL, Parquet or text files and write them in shards.",
+        epilog=EXAMPLES_ANNOTATE + "\n" + EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    an.add_argument("inputs", nargs="+", metavar="INPUT", help="files or globs (quote globs for **)")
+    an.add_argument("-l", "--labels", required=True, help="comma-separated labels")
+    an.add_argument("-o", "--out", required=True, type=Path, help="output folder (created; reused to resume)")
+    an.add_argument("-m", "--model", help="model folder or Hub id (default: the built-in model)")
+    _add_backend(an)
+    an.add_argument(
+        "--format", choices=("jsonl", "parquet"), default="jsonl", help="output format (default jsonl)"
+    )
+    an.add_argument("--workers", type=int, help="processes, or Ray actors (default: one per core)")
+    an.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
+    an.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="run on Ray: 'local' (the default when no address follows) starts one here; an address joins a cluster",
+    )  # fmt: skip
+    an.add_argument(
+        "--text-field", default="text", help="JSONL field or Parquet column of the text (default text)"
+    )
+    an.add_argument("--id-field", default="id", help="field or column copied as the record's id (default id)")
+    an.add_argument(
+        "-t", "--threshold", type=float, default=0.5, help="minimum score in [0, 1] (default 0.5)"
+    )
+    an.add_argument("--nested", action="store_true", help="allow entities inside entities")
+    an.add_argument("--batch-size", type=int, default=8, help="texts per model batch (default 8)")
+    an.add_argument("--shard-size", type=int, default=1000, help="records per output shard (default 1000)")
+    an.add_argument(
+        "--on-error", choices=("skip", "fail"), default="skip", help="a bad record: skip it (default) or stop"
+    )
+    an.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    an.set_defaults(func=cmd_annotate)
 
     sv = sub.add_parser(
         "serve",
@@ -641,6 +695,41 @@ def cmd_predict(args: argparse.Namespace) -> int:
             except BrokenPipeError:
                 _stdout_to_devnull()
                 return EXIT_OK
+    return EXIT_OK
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from anyner.annotate import AnnotateError, Settings, annotate
+
+    labels = _labels(args.labels)
+    threshold(args.threshold, "--threshold")
+    for name in ("batch_size", "shard_size", "workers", "threads"):
+        if getattr(args, name) is not None:
+            positive_int(getattr(args, name), "--" + name.replace("_", "-"))
+    if args.format == "parquet" or any(str(x).endswith((".parquet", ".pq")) for x in args.inputs):
+        _need("Parquet input or output", "scale", "pyarrow")
+    if args.ray is not None:
+        _need("anyner annotate --ray", "scale", "ray")
+    settings = Settings(
+        model=args.model or "builtin", labels=tuple(labels), threshold=args.threshold, flat=not args.nested,
+        text_field=args.text_field, id_field=args.id_field, batch_size=args.batch_size,
+        shard_size=args.shard_size, format=args.format, backend=args.backend,
+    )  # fmt: skip
+    if args.model is not None:
+        load_model(args.model, args.backend)  # a model that cannot load fails here, once, before any worker
+    try:
+        totals = annotate(
+            args.inputs, settings, args.out, workers=args.workers, threads=args.threads, ray=args.ray,
+            on_error=args.on_error, progress=not args.no_progress,
+        )  # fmt: skip
+    except AnnotateError as e:
+        raise ValueError(str(e)) from e
+    rate = totals["records"] / max(totals["seconds"], 1e-9)
+    print(
+        f"anyner: {totals['records']:,} records, {totals['entities']:,} entities, {totals['errors']:,} errors "
+        f"in {totals['seconds']:.1f} s ({rate:,.1f} records/s) -> {args.out}",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 

@@ -97,6 +97,10 @@ class LabelCache:
     def __len__(self) -> int:
         return len(self._store)
 
+    def clear(self) -> None:
+        """Forget every vector (the hit and miss counts stay)."""
+        self._store.clear()
+
     def vectors(self, prompts: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         """(L, D) vectors of ``prompts``; the ones not cached are encoded (one call) and cached."""
         missing = list(dict.fromkeys(p for p in prompts if p not in self._store))

@@ -517,6 +517,14 @@ class AnyNER:
         ls = self.featurizer.label_set(labels)
         return LabelEmbeddings(ls.names, ls.prompts, self._label_vectors(ls.prompts), self._fingerprint())
 
+    def clear_label_cache(self) -> None:
+        """Forget every label vector computed so far (a bi-encoder's caches); nothing for a uni-encoder."""
+        if self.label_cache is not None:
+            self.label_cache.clear()
+        forget = getattr(self.model, "forget_labels", None)
+        if forget is not None:
+            forget()
+
     def _label_vectors(self, prompts: Sequence[str]) -> np.ndarray:
         return self.label_cache.vectors(list(prompts), self._encode_label_texts)
 

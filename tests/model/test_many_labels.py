@@ -174,3 +174,22 @@ def test_bi_encoder_encodes_a_window_once_for_all_its_label_groups(small_bi):
             )
     finally:
         del net._words
+
+
+def test_projected_label_groups_are_kept_and_forgotten(small_bi):
+    """The label MLP's output is kept per label group and reused: the same logits as computing it
+    afresh; clear_label_cache forgets it and the label vectors."""
+    labels = [f"type {i}" for i in range(600)]
+    small_bi.clear_label_cache()
+    batch, _ = one_batch(small_bi, TEXTS, labels)
+    first = small_bi.runner.logits(batch)
+    assert len(small_bi.model._projected) == 2  # two groups: 512 + 88 labels
+    again = small_bi.runner.logits(batch)  # from the kept projections
+    np.testing.assert_array_equal(first, again)
+    small_bi.predict(TEXTS[0], labels)
+    assert len(small_bi.label_cache) == 600
+    small_bi.clear_label_cache()
+    assert len(small_bi.model._projected) == 0 and len(small_bi.label_cache) == 0
+    with torch.no_grad():
+        fresh = small_bi.model(**batch.tensors()).numpy()
+    np.testing.assert_allclose(fresh, first, atol=1e-5, rtol=0)

@@ -14,6 +14,8 @@ or the token-level scorer (``bi_encoder_token``).
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from transformers import PretrainedConfig
 
@@ -23,12 +25,15 @@ from anyner.model.gliner import GLiNERModel
 from anyner.model.span import is_tracing
 from anyner.model.token import TokenScorer
 
+PROJECTED_CACHE = 64  # label groups (of up to 512 labels) whose projection is kept
+
 
 class _BiEncoder(GLiNERModel):
     def __init__(self, config: AnyNERConfig, hf_config: PretrainedConfig, pretrained_encoder: bool = False):
         from anyner.checkpoint import labels_hf_config
 
         super().__init__(config, hf_config, pretrained_encoder=pretrained_encoder)
+        self._projected: dict = {}  # project_labels' cache: not a parameter, not saved
         self.label_encoder = Encoder(
             labels_hf_config(config),
             config.hidden_size,
@@ -79,7 +84,34 @@ class BiEncoderSpanModel(_BiEncoder):
         label_vectors: torch.Tensor,  # (B, C, D) from encode_labels
     ) -> torch.Tensor:
         words = self.text_words(input_ids, attention_mask, word_index, word_present, text_lengths)
-        return self.span(words, self.label_proj(label_vectors.to(words.dtype)))
+        return self.span(words, self.project_labels(label_vectors.to(words.dtype)))
+
+    def forget_labels(self) -> None:
+        """Empty the cache of projected label groups (:meth:`project_labels`)."""
+        self._projected.clear()
+
+    def project_labels(self, label_vectors: torch.Tensor) -> torch.Tensor:
+        """The label MLP over (B, C, D) label vectors. At inference each row's result is kept (a
+        small cache keyed by the row's values): the same label group recurs in every batch of a
+        prediction, and with thousands of labels the MLP over them costs more than the text."""
+        if torch.is_grad_enabled() or is_tracing() or self.training:
+            return self.label_proj(label_vectors)
+        rows = []
+        for row in label_vectors:
+            key = (
+                row.shape,
+                row.dtype,
+                row.device,
+                hashlib.blake2b(row.cpu().numpy().tobytes(), digest_size=16).digest(),
+            )
+            hit = self._projected.get(key)
+            if hit is None:
+                hit = self.label_proj(row)
+                if len(self._projected) >= PROJECTED_CACHE:
+                    self._projected.pop(next(iter(self._projected)))  # the oldest
+                self._projected[key] = hit
+            rows.append(hit)
+        return torch.stack(rows)
 
 
 class BiEncoderTokenModel(_BiEncoder):
