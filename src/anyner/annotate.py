@@ -130,7 +130,8 @@ def annotate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(out, settings, [str(p) for p in paths])
-    for stale in out.glob(".part-*.tmp"):  # a shard a killed run was writing
+    # what a killed run was writing: a shard, or the manifest (its last version stands)
+    for stale in [*out.glob(".part-*.tmp"), *out.glob(f".{MANIFEST}.*.tmp")]:
         stale.unlink()
     shards = plan(paths, settings.shard_size)
     done = {p.stem for p in out.glob(f"part-*.{settings.format}")}

@@ -23,6 +23,7 @@ import torch
 from anyner import checkpoint, model_types
 from anyner.pipeline import AnyNER
 from anyner.train.config import TrainConfig
+from anyner.train.distributed import TrainForward, world_from_env, wrap
 from anyner.train.dropout import use_fast_dropout, use_torch_dropout
 from anyner.train.loss import span_label_loss
 from anyner.train.sampling import Mix, TrainItem, load_corpora
@@ -100,10 +101,20 @@ class Trainer:
         """
         self.config = config
         self.on_checkpoint = on_checkpoint
-        self.log = log or (lambda msg: print(msg, file=sys.stderr))
-        self.progress = sys.stderr.isatty() if progress is None else progress
         t, m = config.train, config.model
         device = t.device if t.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        # torchrun's environment: several processes, each a share of every batch (one: a World of 1)
+        self.world = world_from_env(device)
+        if self.world.active and t.batch_size < self.world.size:
+            raise ValueError(
+                f"batch_size {t.batch_size} is smaller than the {self.world.size} training processes: "
+                "each needs at least one example of every batch"
+            )
+        if self.world.active and device.startswith("cuda"):
+            device = f"cuda:{self.world.local_rank}"
+        main = self.world.main
+        self.log = (log or (lambda msg: print(msg, file=sys.stderr))) if main else (lambda msg: None)
+        self.progress = main and (sys.stderr.isatty() if progress is None else progress)
         torch.manual_seed(t.seed)
         if m.init_from:
             self.model = AnyNER.from_pretrained(m.init_from, device=device)
@@ -115,6 +126,7 @@ class Trainer:
                 )
             self.model = AnyNER.from_encoder(_resolve_encoder(m.encoder), device=device, config=network)
         self.setup_data(config, self.model, self.log)
+        self.forward = wrap(TrainForward(self.net), self.world, self.device)
         self.out = Path(config.output.dir)
         self.ckpt_dir = self.out / "checkpoints"
         self.optimizer = make_optimizer(self.net, t)
@@ -174,35 +186,48 @@ class Trainer:
 
     def loss(self, items: list[TrainItem]) -> torch.Tensor:
         """The training loss of one micro-batch of items (the network in its current mode)."""
+        return self._loss(items)[0]
+
+    def _loss(self, items: list[TrainItem]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to differentiate, loss to report) of this process's items.
+
+        With several processes the reported loss is the whole batch's, and the differentiated
+        one is scaled so that DistributedDataParallel's average of the gradients is the gradient
+        of the whole batch's loss: for ``sum`` each process's sum, for ``mean`` each process's
+        sum over the number of pairs of the whole batch.
+        """
         t = self.config.train
         batch, gold = self.batch(items)
         tensors = batch.tensors(self.device)
         targets, mask = gold.tensors(self.device)
         use_amp = self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            labels = {}
             if self.model.label_cache is not None:
                 # bi-encoder: each item's labels (its one prompt group), encoded in the step
-                tensors["label_vectors"] = self._label_vectors(
-                    [list(it.labels) for it in items], batch.n_labels
-                )
-            logits = self.net(**tensors)
-        return span_label_loss(logits, targets, mask, t.loss, t.focal_alpha, t.focal_gamma, t.reduction)
+                labels = self._label_inputs([list(it.labels) for it in items], batch.n_labels)
+            logits = self.forward(tensors, **labels)
+        total = span_label_loss(logits, targets, mask, t.loss, t.focal_alpha, t.focal_gamma, "sum")
+        if t.reduction == "mean":
+            total = total / self.world.sum(mask.sum()).clamp(min=1)
+        return total * self.world.size, self.world.sum(total.detach())
 
-    def _label_vectors(self, rows: list[list[str]], n_labels: int) -> torch.Tensor:
-        """(B, C, D) label vectors of a bi-encoder batch, through the label encoder (with gradients):
-        each distinct label text of the batch encoded once, as GLiNER's bi-encoder batches do."""
+    def _label_inputs(self, rows: list[list[str]], n_labels: int) -> dict[str, torch.Tensor]:
+        """A bi-encoder batch's labels for :class:`TrainForward`: each distinct label text of the
+        batch once (its subwords), and which of them each row's labels are, as GLiNER's
+        bi-encoder batches do; the label encoder runs in the forward, with gradients."""
         texts = list(dict.fromkeys(t for row in rows for t in row))
         enc = self.model.labels_tokenizer(texts, truncation=True, padding="longest", return_tensors="pt")
-        vectors = self.net.encode_labels(
-            enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
-        )
         where = {t: i for i, t in enumerate(texts)}
-        index = torch.zeros(len(rows), n_labels, dtype=torch.long, device=self.device)
-        present = torch.zeros(len(rows), n_labels, 1, dtype=vectors.dtype, device=self.device)
+        index = torch.zeros(len(rows), n_labels, dtype=torch.long)
+        present = torch.zeros(len(rows), n_labels, 1)
         for b, row in enumerate(rows):
-            index[b, : len(row)] = torch.tensor([where[t] for t in row], device=self.device)
+            index[b, : len(row)] = torch.tensor([where[t] for t in row])
             present[b, : len(row)] = 1
-        return vectors[index] * present
+        return {
+            "label_ids": enc["input_ids"].to(self.device), "label_mask": enc["attention_mask"].to(self.device),
+            "label_index": index.to(self.device), "label_present": present.to(self.device),
+        }  # fmt: skip
 
     # ------------------------------------------------------------------ loop
 
@@ -216,7 +241,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if resume:
             self._resume()
-        metrics = open(self.out / "metrics.jsonl", "a", encoding="utf-8")
+        main = self.world.main
+        metrics = open(self.out / "metrics.jsonl", "a", encoding="utf-8") if main else open(os.devnull, "w")
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
@@ -231,14 +257,12 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 total = 0.0
                 for micro in range(t.grad_accum):
-                    items = [
-                        self.mix.item(t.seed, self.step, micro * t.batch_size + j)
-                        for j in range(t.batch_size)
-                    ]
-                    loss = self.loss(items) / t.grad_accum
-                    loss.backward()
-                    total += float(loss.detach())
-                    seen += len(items)
+                    slots = range(micro * t.batch_size, (micro + 1) * t.batch_size)
+                    items = [self.mix.item(t.seed, self.step, slot) for slot in self.world.mine(slots)]
+                    loss, reported = self._loss(items)
+                    (loss / t.grad_accum).backward()
+                    total += float(reported) / t.grad_accum
+                    seen += t.batch_size
                 torch.nn.utils.clip_grad_norm_(self.net.parameters(), t.max_grad_norm)
                 self.optimizer.step()
                 self.scheduler.step()
@@ -265,12 +289,14 @@ class Trainer:
                         self.log(f"step {self.step}/{t.steps} loss {record['loss']:.4f} {rate:.1f} ex/s")
                     window_loss, window_n = 0.0, 0
                 if self.step % o.save_every == 0 or self.step in (t.steps, stop):
-                    self.save_checkpoint()
-                    self.plot_curves()
+                    if main:
+                        self.save_checkpoint()
+                        self.plot_curves()
+                    self.world.barrier()  # no rank runs ahead of a checkpoint being written
                 ev = self.config.eval
-                if ev.data and ev.every and self.step % ev.every == 0 and self.step < t.steps:
+                if main and ev.data and ev.every and self.step % ev.every == 0 and self.step < t.steps:
                     self._evaluate(metrics)
-            if self.config.eval.data and self.step == t.steps:
+            if main and self.config.eval.data and self.step == t.steps:
                 self._evaluate(metrics)
                 self.plot_curves()  # with the final evaluation
         finally:
@@ -282,8 +308,10 @@ class Trainer:
         if self.step < t.steps:
             self.log(f"stopped at step {self.step} of {t.steps}; continue with resume")
             return self.model
-        final = self.export(self.out / "model")
-        self.log(f"model written to {final}")
+        if main:
+            final = self.export(self.out / "model")
+            self.log(f"model written to {final}")
+        self.world.barrier()
         return self.model
 
     def _evaluate(self, metrics) -> None:
