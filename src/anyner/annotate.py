@@ -135,15 +135,14 @@ def annotate(
         stale.unlink()
     shards = plan(paths, settings.shard_size)
     done = {p.stem for p in out.glob(f"part-*.{settings.format}")}
-    for name in done - set(manifest.shards):  # written, but the run was killed before the manifest
-        log(f"{name}: written by an earlier run; recounting it")
     todo = [s for s in shards if s.name not in done]
     total_records = sum(s.count for s in shards)
     left = sum(s.count for s in todo)
     log(f"{len(paths)} files, {total_records:,} records in {len(shards)} shards; "
         f"{len(shards) - len(todo)} done already, {len(todo)} to do")  # fmt: skip
-    # shards on disk but not in the manifest: count them from their files
+    # shards on disk but not in the manifest (the run was killed between the two): count them from their files
     for name in sorted(done - set(manifest.shards)):
+        log(f"{name}: written by an earlier run; recounting it")
         manifest.add(_recount(out / f"{name}.{settings.format}", settings.format))
     start = time.perf_counter()
     from tqdm.auto import tqdm

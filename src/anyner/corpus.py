@@ -181,8 +181,7 @@ class ShardWorker:
 
         self.settings = settings
         self.out = Path(out)
-        model = None if settings.model == "builtin" else settings.model
-        self.model = AnyNER.from_pretrained(model, backend=settings.backend)
+        self.model = AnyNER.from_pretrained(settings.model, backend=settings.backend)  # "builtin" included
 
     def __call__(self, shard: Shard) -> ShardResult:
         s = self.settings

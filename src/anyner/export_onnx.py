@@ -19,7 +19,6 @@ run per batch, no regrouping of rows.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import heapq
 import json
 import warnings
@@ -147,15 +146,11 @@ def one_batch(
     featurizer = model.featurizer
     label_set = featurizer.label_set(list(labels))
     jobs = [job for i, t in enumerate(texts) for job in featurizer.jobs(i, split_words(t), label_set)]
-    batch = featurizer.collate(jobs)
-    if model.label_cache is not None:
-        encoder = label_encoder if label_encoder is not None else model.label_encoder
-        vectors = encoder(*encode_label_texts(model.labels_tokenizer, list(label_set.prompts)))
-        rows = np.zeros((len(jobs), batch.n_labels, vectors.shape[1]), dtype=np.float32)
-        for row, job in enumerate(jobs):
-            rows[row, : job.n_labels] = vectors[job.first_label : job.first_label + job.n_labels]
-        batch = dataclasses.replace(batch, label_vectors=rows)
-    return batch, jobs
+    if model.label_cache is None:
+        return featurizer.collate(jobs), jobs
+    encoder = label_encoder if label_encoder is not None else model.label_encoder
+    vectors = encoder(*encode_label_texts(model.labels_tokenizer, list(label_set.prompts)))
+    return featurizer.collate(jobs, [vectors] * len(jobs)), jobs
 
 
 def max_logit_delta(

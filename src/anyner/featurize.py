@@ -17,6 +17,7 @@ counted in :attr:`TrainFeatures.lost`, never dropped silently.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -241,9 +242,20 @@ class Featurizer:
         order = sorted(range(len(jobs)), key=lambda j: len(jobs[j].prompted.input_ids))
         return [[jobs[j] for j in order[i : i + batch_size]] for i in range(0, len(order), batch_size)]
 
-    def collate(self, jobs: Sequence[Job]) -> Batch:
-        """The padded batch of some jobs, in their order."""
-        return collate([j.prompted for j in jobs], self.pad_id)
+    def collate(self, jobs: Sequence[Job], label_vectors: Sequence[np.ndarray] | None = None) -> Batch:
+        """The padded batch of some jobs, in their order.
+
+        ``label_vectors`` (bi-encoders): for each job, the (L, D) vectors of its text's whole
+        label set; the batch then carries each job's group of them, (B, C, D), zero for padding.
+        """
+        batch = collate([j.prompted for j in jobs], self.pad_id)
+        if label_vectors is None:
+            return batch
+        D = label_vectors[0].shape[1] if len(label_vectors) else 0
+        rows = np.zeros((len(jobs), batch.n_labels, D), dtype=np.float32)
+        for row, (job, vectors) in enumerate(zip(jobs, label_vectors, strict=True)):
+            rows[row, : job.n_labels] = vectors[job.first_label : job.first_label + job.n_labels]
+        return dataclasses.replace(batch, label_vectors=rows)
 
     def collate_prompted(self, prompted: Sequence[PromptedInput]) -> Batch:
         """The padded batch of prompted sequences (e.g. :attr:`TrainFeatures.prompted`)."""

@@ -479,11 +479,9 @@ class AnyNER:
                 vectors[ls] = given.vectors if given is not None else self._label_vectors(ls.prompts)
         found: list[list[Candidates]] = [[] for _ in texts]
         for chunk in chunks:
-            batch = featurizer.collate(chunk)
-            if vectors:
-                batch = dataclasses.replace(
-                    batch, label_vectors=_gather(chunk, label_sets, vectors, batch.n_labels)
-                )
+            batch = featurizer.collate(
+                chunk, [vectors[label_sets[job.text]] for job in chunk] if vectors else None
+            )
             probs = self.runner(batch)  # (B, W, K, C)
             for row, job in enumerate(chunk):
                 th = thresholds[job.text][job.first_label : job.first_label + job.n_labels]
@@ -580,17 +578,6 @@ class AnyNER:
             texts, labels, batch_size=batch_size, threshold=threshold, flat=flat_ner, multi_label=multi_label
         )
         return [[e.to_dict() for e in ents] for ents in out]
-
-
-def _gather(chunk, label_sets, vectors, n_labels: int) -> np.ndarray:
-    """(B, C, D) label vectors of a batch's jobs; padding labels are zero."""
-    D = next(iter(vectors.values())).shape[1]
-    out = np.zeros((len(chunk), n_labels, D), dtype=np.float32)
-    for row, job in enumerate(chunk):
-        out[row, : job.n_labels] = vectors[label_sets[job.text]][
-            job.first_label : job.first_label + job.n_labels
-        ]
-    return out
 
 
 def _entities(text: str, words: list[Word], label_set: LabelSet, kept: list[Candidate]) -> list[Entity]:

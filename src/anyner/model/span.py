@@ -129,13 +129,18 @@ class MarkerV0(nn.Module):
     def hidden(self, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The span hidden vectors (B, W, K, 4D) before the label product, at inference, and
         (B, W, K) True for spans whose first and last words are words of the text (nonzero vectors)."""
+        a, b = self._ends(words)
+        return (a[:, :, None, :] + span_ends(b, self.max_width)).relu_(), self._valid(words)
+
+    def _ends(self, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The start and end words' parts of the first layer of ``out_project``, (B, W, 4D) each."""
         D = words.shape[-1]
         first = self.out_project[0]
-        start = self.project_start(words).relu()
-        end = self.project_end(words).relu()
-        a = nn.functional.linear(start, first.weight[:, :D], first.bias)
-        b = nn.functional.linear(end, first.weight[:, D:])
-        return (a[:, :, None, :] + span_ends(b, self.max_width)).relu_(), self._valid(words)
+        start = self.project_start(words).relu()  # (B, W, D)
+        end = self.project_end(words).relu()  # (B, W, D)
+        return nn.functional.linear(start, first.weight[:, :D], first.bias), nn.functional.linear(
+            end, first.weight[:, D:]
+        )
 
     def _valid(self, words: torch.Tensor) -> torch.Tensor:
         present = (words != 0).any(-1, keepdim=True).to(words.dtype)  # (B, W, 1)
@@ -143,12 +148,8 @@ class MarkerV0(nn.Module):
 
     def forward(self, words: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """words (B, W, D), labels (B, C, D) projected label vectors -> logits (B, W, K, C)."""
-        D = words.shape[-1]
-        first, drop, last = self.out_project[0], self.out_project[2], self.out_project[3]
-        start = self.project_start(words).relu()  # (B, W, D)
-        end = self.project_end(words).relu()  # (B, W, D)
-        a = nn.functional.linear(start, first.weight[:, :D], first.bias)  # (B, W, 4D)
-        b = nn.functional.linear(end, first.weight[:, D:])  # (B, W, 4D)
+        drop, last = self.out_project[2], self.out_project[3]
+        a, b = self._ends(words)  # (B, W, 4D) each
         q = labels @ last.weight  # (B, C, 4D): the last Linear folded into the labels
         bias = labels @ last.bias  # (B, C)
         if self.prefilter is not None and not self.training and not is_tracing():

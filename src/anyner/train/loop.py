@@ -22,6 +22,7 @@ import torch
 
 from anyner import checkpoint, model_types
 from anyner.pipeline import AnyNER
+from anyner.tokenizer import encode_label_texts
 from anyner.train.config import TrainConfig
 from anyner.train.distributed import TrainForward, world_from_env, wrap
 from anyner.train.dropout import use_fast_dropout, use_torch_dropout
@@ -217,7 +218,7 @@ class Trainer:
         batch once (its subwords), and which of them each row's labels are, as GLiNER's
         bi-encoder batches do; the label encoder runs in the forward, with gradients."""
         texts = list(dict.fromkeys(t for row in rows for t in row))
-        enc = self.model.labels_tokenizer(texts, truncation=True, padding="longest", return_tensors="pt")
+        ids, mask = encode_label_texts(self.model.labels_tokenizer, texts)
         where = {t: i for i, t in enumerate(texts)}
         index = torch.zeros(len(rows), n_labels, dtype=torch.long)
         present = torch.zeros(len(rows), n_labels, 1)
@@ -225,7 +226,7 @@ class Trainer:
             index[b, : len(row)] = torch.tensor([where[t] for t in row])
             present[b, : len(row)] = 1
         return {
-            "label_ids": enc["input_ids"].to(self.device), "label_mask": enc["attention_mask"].to(self.device),
+            "label_ids": torch.from_numpy(ids).to(self.device), "label_mask": torch.from_numpy(mask).to(self.device),
             "label_index": index.to(self.device), "label_present": present.to(self.device),
         }  # fmt: skip
 
