@@ -23,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from _report import cpu_name  # noqa: E402
+
 TRAIN = ROOT.parent / "shared" / "data" / "train"
 
 
@@ -58,10 +61,7 @@ def main() -> int:
     texts = (texts * (args.records // len(texts) + 1))[: args.records]
     words = sum(len(t.split()) for t in texts)
     cores = len(os.sched_getaffinity(0))
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-        "?",
-    )
+    cpu = cpu_name()
     print(f"{cpu}, {cores} cores; {len(texts)} records, {words / len(texts):.1f} words each")
     modes = [("1 worker, 2 threads", ["--workers", "1", "--threads", str(cores)]),
              ("1 worker, 1 thread", ["--workers", "1", "--threads", "1"]),

@@ -12,6 +12,7 @@ sentences and peak RSS.
     python benchmarks/inference.py                 # all cases
     python benchmarks/inference.py --quick         # fewer repetitions
     python benchmarks/inference.py --variant token # token-level; also bi_span, bi_token
+    python benchmarks/inference.py --png speed.png # also draw the words/s table (pip install 'anyner[plot]')
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _report import bar_chart, cpu_name, png_unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = [
@@ -182,8 +185,11 @@ def main() -> None:
         default=None,
         help="where the checkpoint is built (default: a temp folder per variant)",
     )
+    p.add_argument("--png", type=Path, metavar="PATH", help="also draw the words/s table as a bar chart PNG")
     p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.png and png_unavailable():
+        p.error(png_unavailable())
     reps = 1 if args.quick else 3
     if args.worker:
         worker(args.worker[0], args.worker[1], reps)
@@ -202,14 +208,13 @@ def main() -> None:
         runs[lib] = json.loads(out.strip().splitlines()[-1])
     ref, ours, enc = runs["reference"], runs["anyner"], runs["encoder"]
     print(
-        f"# {args.variant} | {time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | {os.cpu_count()} CPUs | torch threads {args.threads}"
+        f"# {args.variant} | {time.strftime('%Y-%m-%d')} | {cpu_name()} ({platform.machine()}) | {os.cpu_count()} CPUs | torch threads {args.threads}"
     )
     print(
         f"{'case':<22} {'reference w/s':>14} {'anyner w/s':>11} {'ratio':>6} {'fwd/encoder':>12} {'same entities':>14}"
     )
-    for case in ref:
-        if case in ("latency", "peak_rss_mb"):
-            continue
+    cases = [c for c in ref if c not in ("latency", "peak_rss_mb")]
+    for case in cases:
         r, a, e = ref[case]["words_per_s"], ours[case]["words_per_s"], enc[case]["words_per_s"]
         same = same_entities(ref[case]["entities"], ours[case]["entities"])
         print(f"{case:<22} {r:>14.0f} {a:>11.0f} {a / r:>5.2f}x {e / a:>11.2f}x {str(same):>14}")
@@ -217,6 +222,14 @@ def main() -> None:
           f"anyner p50 {ours['latency']['p50_ms']:.1f} ms p95 {ours['latency']['p95_ms']:.1f} ms")  # fmt: skip
     print(f"{'peak RSS':<22} reference {ref['peak_rss_mb']:.0f} MB | anyner {ours['peak_rss_mb']:.0f} MB | "
           f"ratio {ours['peak_rss_mb'] / ref['peak_rss_mb']:.2f}")  # fmt: skip
+    if args.png:
+        columns = {
+            "reference gliner": [ref[c]["words_per_s"] for c in cases],
+            "anyner": [ours[c]["words_per_s"] for c in cases],
+        }
+        texts = {k: [f"{v:.0f}" for v in vs] for k, vs in columns.items()}
+        print("wrote", bar_chart(args.png, f"{args.variant} model, torch, {args.threads} threads", cases, columns,
+                                 unit="words/s", machine=f"{cpu_name()}, {os.cpu_count()} CPUs", texts=texts))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _report import cpu_name
 
 HOST = "127.0.0.1"  # loopback only, on purpose: there is no option to point this elsewhere
 MAX_CLIENTS = 256
@@ -165,11 +165,29 @@ def rss_kib(pid: int) -> dict[str, int]:
 class Server:
     """``anyner serve`` in a subprocess on loopback; its log goes to a file."""
 
-    def __init__(self, model: str | None, threads: int, extra: list[str], log_dir: Path, name: str):
+    def __init__(
+        self, model: str | None, threads: int, extra: list[str], log_dir: Path, name: str, python: str = ""
+    ):
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
-        self.cmd = [sys.executable, "-m", "anyner.cli", "serve", "--host", HOST, "--port", str(self.port)]
-        self.cmd += ["--log-level", "warning", *(["--model", model] if model else []), *extra]
+        self.cmd = [
+            python or sys.executable,
+            "-m",
+            "anyner.cli",
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+        ]
+        self.cmd += [
+            "--log-level",
+            "warning",
+            *(["--model", model] if model else []),
+            "--threads",
+            str(threads),
+        ]
+        self.cmd += extra
         self.log_path = log_dir / f"server-{name}.log"
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         env.setdefault("HF_HUB_OFFLINE", "1")
@@ -355,7 +373,8 @@ def print_report(results: dict[str, Any]) -> None:
     cfg = results["config"]
     print(
         f"# {results['date']} | {results['machine']} | {os.cpu_count()} CPUs | model {cfg['model'] or 'builtin'}"
-        f" | server torch threads {cfg['server_threads']} | timeout {cfg['timeout']:.0f} s"
+        f" | server threads {cfg['server_threads']} | backend {cfg['backend']}"
+        f" | server python {cfg['server_python'] or sys.executable} | timeout {cfg['timeout']:.0f} s"
     )
     print(f"# command: {results['command']}")
     header = (
@@ -426,7 +445,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--timeout", type=float, default=60.0, help="most seconds one request may take (default 60)"
     )
-    p.add_argument("--server-threads", type=int, default=1, help="torch threads of the server (default 1)")
+    p.add_argument(
+        "--server-threads",
+        type=int,
+        default=1,
+        help="the server's --threads (torch or ONNX Runtime, default 1)",
+    )
+    p.add_argument(
+        "--server-python", default="",
+        help="the interpreter that runs the server, e.g. a venv with only the light install (default: this one)",
+    )  # fmt: skip
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "onnx"),
+        help="the server's --backend (default auto)",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="the server's --batch-size (default 8)")
     p.add_argument(
         "--queue-size", type=int, default=64, help="the server's --queue-size, main phase (default 64)"
@@ -453,18 +487,19 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": platform.processor() or platform.machine(),
+        "machine": cpu_name(),
         "command": " ".join(["python", *sys.argv]) if argv is None else "load.main(" + repr(argv) + ")",
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "phases": {},
     }
     checks: dict[str, bool] = {}
     log_dir = Path(tempfile.mkdtemp(prefix="anyner-load-"))
-    serve_opts = ["--batch-size", str(args.batch_size)]
+    serve_opts = ["--batch-size", str(args.batch_size), "--backend", args.backend]
 
     server = Server(
-        args.model, args.server_threads, [*serve_opts, "--queue-size", str(args.queue_size)], log_dir, "main"
-    )
+        args.model, args.server_threads, [*serve_opts, "--queue-size", str(args.queue_size)], log_dir, "main",
+        args.server_python,
+    )  # fmt: skip
     try:
         server.wait_ready()
         asyncio.run(warm_up(server, args.clients, args.warmup, args.timeout))
@@ -502,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_overload:
         opts = [*serve_opts, "--queue-size", str(args.overload_queue), "--max-wait-ms", "5"]
-        server = Server(args.model, args.server_threads, opts, log_dir, "overload")
+        server = Server(args.model, args.server_threads, opts, log_dir, "overload", args.server_python)
         try:
             server.wait_ready()
             phase = asyncio.run(

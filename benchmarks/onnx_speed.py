@@ -23,7 +23,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,9 +33,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from _report import cpu_name  # noqa: E402
 from inference import build_checkpoint, corpus, shared_dir  # noqa: E402
 
-CASES = [(40, 5, 8), (40, 25, 8), (200, 5, 8), (200, 25, 8)]
+CASES = [(w, n, b) for b in (1, 8) for w in (40, 200) for n in (5, 25)]  # words, labels, batch
 RUNTIMES = ("reference-torch", "reference-int8", "anyner-torch", "anyner-fp32", "anyner-int8")
 
 
@@ -169,9 +169,7 @@ def main() -> None:
         if done.returncode != 0:
             sys.exit(f"{rt} failed:\n{done.stderr[-3000:]}")
         runs[rt] = json.loads(done.stdout.strip().splitlines()[-1])
-    print(
-        f"# {time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | {os.cpu_count()} CPUs | threads {args.threads}"
-    )
+    print(f"# {time.strftime('%Y-%m-%d')} | {cpu_name()} | {os.cpu_count()} CPUs | threads {args.threads}")
     print("words/s")
     print(
         f"{'case':<20}"

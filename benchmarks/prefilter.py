@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import sys
 import time
@@ -28,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from _report import cpu_name  # noqa: E402
 
 OOD = ROOT.parent / "shared" / "data" / "benchmark" / "ood"
 
@@ -152,13 +153,7 @@ def main() -> int:
                 "average_f1": sum(f1.values()) / len(f1),
                 "average_f1_multi_label": sum(f1_multi.values()) / len(f1_multi)}  # fmt: skip
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     print(
         f"{cpu}, {args.threads} threads; model {args.model}; {args.per_set} sentences x {len(sets)} OOD sets"
     )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from _report import cpu_name  # noqa: E402
 from inference import corpus  # noqa: E402
 
 LONG = [1_000, 10_000, 100_000]
@@ -94,7 +94,7 @@ def main() -> None:
             sys.exit(f"{kind} {size} failed:\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    print(f"# {time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | {os.cpu_count()} CPUs | "
+    print(f"# {time.strftime('%Y-%m-%d')} | {cpu_name()} | {os.cpu_count()} CPUs | "
           f"threads {args.threads} | model {args.model or 'built-in'}")  # fmt: skip
     print(
         f"{'document':<12}{'words/s':>10}{'seconds':>10}{'entities':>10}{'peak RSS MB':>13}{'RSS growth MB':>15}"

@@ -17,6 +17,7 @@ size is the sum of the files of every distribution in the requirement closure of
 
     python benchmarks/startup.py
     python benchmarks/startup.py --light-python /tmp/light/bin/python --reps 5
+    python benchmarks/startup.py --png startup.png   # also draw the table (pip install 'anyner[plot]')
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
+
+from _report import bar_chart, cpu_name, png_unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = "Bill Gates founded Microsoft on April 4, 1975."
@@ -107,7 +110,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reps", type=int, default=3, help="processes per case (default 3)")
     p.add_argument("--light-python", help="python of a venv holding only the light install")
+    p.add_argument("--png", type=Path, metavar="PATH", help="also draw the table as a bar chart PNG")
     args = p.parse_args()
+    if args.png and png_unavailable():
+        p.error(png_unavailable())
     folder = builtin_folder()
     anyner = [sys.executable, "-m", "anyner.cli", "predict", TEXT, "--labels", LABELS, "--model", folder]
     cases = [("anyner light (onnx int8)", [*anyner, "--backend", "onnx"])]
@@ -129,7 +135,7 @@ def main() -> None:
         ("reference gliner (torch)", [sys.executable, "-c", REFERENCE, folder]),
     ]
     print(
-        f"# {time.strftime('%Y-%m-%d')} | {platform.machine()} | {os.cpu_count()} CPUs | {args.reps} runs each"
+        f"# {time.strftime('%Y-%m-%d')} | {cpu_name()} ({platform.machine()}) | {os.cpu_count()} CPUs | {args.reps} runs each"
     )
     print(f"{'case':<28} {'cold start s (median)':>22} {'peak RSS MB':>12}")
     results = {}
@@ -145,6 +151,15 @@ def main() -> None:
     for name, (t, m) in results.items():
         if name.startswith("anyner"):
             print(f"{name:<28} cold start {t / ref_t:.2f}x the reference's, peak RSS {m / ref_m:.2f}x")
+    if args.png:
+        names = list(results)
+        columns = {
+            "start to first entity (s, median)": [results[n][0] for n in names],
+            "peak RSS (MB)": [results[n][1] for n in names],
+        }
+        texts = {k: [f"{v:.2f} s" if "(s" in k else f"{v:.0f} MB" for v in vs] for k, vs in columns.items()}
+        print("wrote", bar_chart(args.png, "Process start to first entity, and peak memory", names, columns,
+                                 machine=f"{cpu_name()}, {os.cpu_count()} CPUs", panels=True, texts=texts))  # fmt: skip
     print()
     print(f"{'installed (requirement closure)':<32} {'MB':>8} {'distributions':>14}")
     for req in ("anyner", "anyner[torch]", "gliner"):

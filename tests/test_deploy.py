@@ -540,8 +540,9 @@ def served(monkeypatch):
     """What ``anyner serve`` passes to ``serve.run``, and the models it loads (none is run)."""
     got: dict = {"loads": []}
 
-    def load(name, backend="auto"):
+    def load(name, backend="auto", threads=None):
         got["loads"].append((name, backend))
+        got["threads"] = threads
         return StubModel()
 
     monkeypatch.setattr(cli, "load_model", load)
@@ -568,6 +569,7 @@ def test_cli_serve_reads_the_key_and_the_origins(served, tmp_path, monkeypatch, 
         (["--api-key-file", str(tmp_path / "empty")], "is empty"),
         (["--cors-origin", "https://a.example/"], "is not an origin"),
         (["--workers", "0"], "--workers must be a positive integer"),
+        (["--threads", "0"], "--threads must be a positive integer"),
         (["--shutdown-timeout", "-1"], "--shutdown-timeout must be"),
     ):
         assert cli.main(["serve", *bad]) == 2, bad
@@ -589,22 +591,32 @@ def test_cli_serve_workers_pass_their_options_not_the_key(served, tmp_path):
     assert options["model"] == "some/model" and options["backend"] == "onnx"
     assert options["api_key_file"] == str(tmp_path / "key")
     assert options["app"]["limits"]["max_texts"] == 7 and options["app"]["cors_origins"] == ["*"]
+    cores = len(os.sched_getaffinity(0))
+    assert options["threads"] == max(1, cores // 3)  # N workers share the cores, not N x cores threads
+    assert cli.main([*argv, "--threads", "2"]) == 0 and json.loads(served["worker_options"])["threads"] == 2
+
+
+def test_cli_serve_one_worker_threads(served):
+    assert cli.main(["serve"]) == 0 and served["threads"] is None  # ONNX Runtime's default: all cores
+    assert cli.main(["serve", "--threads", "1"]) == 0 and served["threads"] == 1
 
 
 def test_each_worker_builds_its_app_from_the_environment(monkeypatch, tmp_path):
     (tmp_path / "key").write_text(KEY)
     loads = []
     monkeypatch.setattr(
-        workers, "load_model", lambda name, backend: loads.append((name, backend)) or StubModel()
+        workers,
+        "load_model",
+        lambda name, backend, threads: loads.append((name, backend, threads)) or StubModel(),
     )
     spec = deploy.worker_options(
         model="m", backend="auto", api_key_file=str(tmp_path / "key"), limits=Limits(max_texts=2),
         batch_size=3, queue_size=5, max_wait_ms=1.0, name="m", cors_origins=["https://a.example"],
-        shutdown_timeout=2.0,
+        shutdown_timeout=2.0, threads=1,
     )  # fmt: skip
     monkeypatch.setenv(deploy.OPTIONS_ENV, spec)
     app = workers.app_from_env()
-    assert loads == [("m", "auto")]
+    assert loads == [("m", "auto", 1)]
     with TestClient(app) as client:
         assert client.get("/v1/model").status_code == 401
         info = client.get("/v1/model", headers={"X-API-Key": KEY}).json()

@@ -80,3 +80,12 @@ def test_the_site_builds_offline_and_strict(tmp_path):
     # the offline plugin writes page.html, not page/index.html
     api = (tmp_path / "site" / "api.html").read_text(encoding="utf-8")
     assert "encode_labels" in api and "predict_batch" in api  # the API reference is generated
+    cli = (tmp_path / "site" / "cli.html").read_text(encoding="utf-8")
+    assert "cli-reference" not in cli  # the marker was replaced by docs/hooks.py
+    for command in ("predict", "evaluate", "train", "annotate", "serve", "export onnx", "plot", "push"):
+        assert f"usage: anyner {command}" in cli, command  # each subcommand's --help
+    assert "--shutdown-timeout" in cli and "--max-body-bytes" in cli
+    bench = (tmp_path / "site" / "benchmarks.html").read_text(encoding="utf-8")
+    for png in sorted((DOCS / "img").glob("*.png")):
+        assert f"img/{png.name}" in bench, png.name  # every chart is shown
+        assert (tmp_path / "site" / "img" / png.name).is_file()

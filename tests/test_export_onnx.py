@@ -341,7 +341,7 @@ def test_onnx_backend_errors_are_clear(small_rnn_cli, tmp_path):
         ir_version=8,
     )
     onnx.save(foreign, str(tmp_path / "foreign.onnx"))
-    with pytest.raises(ValueError, match="not an anyner export"):
+    with pytest.raises(ValueError, match="neither an anyner export nor a span graph of the gliner package"):
         OnnxRunner(tmp_path / "foreign.onnx")
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="cannot load"):

@@ -103,6 +103,29 @@ def test_the_server_runs_light(light):
         assert answer.status_code == 200 and answer.json()["entities"][0]["text"] == "Bill Gates"
 
 
+@pytest.mark.light
+def test_threads_reach_onnx_runtime():
+    one = AnyNER.from_pretrained(backend="onnx", threads=1)
+    assert one.runner.session.get_session_options().intra_op_num_threads == 1
+    assert one.predict(SENTENCES[0], ["person"])
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            AnyNER.from_pretrained(backend="onnx", threads=bad)
+
+
+@pytest.mark.light
+def test_the_spacy_component_runs_light():
+    spacy = pytest.importorskip("spacy", reason="the spacy extra is not installed")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("anyner", config={"labels": ["person", "organization", "date"]})  # the entry point
+    doc = nlp(SENTENCES[0])
+    assert {(e.text, e.label_) for e in doc.ents} == {
+        ("Bill Gates", "person"), ("Microsoft", "organization"), ("April 4, 1975", "date"),
+    }  # fmt: skip
+    if LIGHT:
+        assert "torch" not in sys.modules and "transformers" not in sys.modules
+
+
 def test_the_light_path_gives_the_entities_of_the_torch_onnx_path(light):
     """The same ONNX file read with transformers' tokenizer and with tokenizers alone: same entities."""
     pytest.importorskip("transformers")

@@ -56,7 +56,7 @@ from hypothesis import strategies as st
 
 from anyner import AnyNER, Entity, cli
 from anyner.decode import Candidates, greedy
-from tests.conftest import brute_force, check_entities, spread_head
+from tests.conftest import brute_force, check_entities, same_entities, spread_head
 
 # ---------------------------------------------------------------------- hypothesis profiles
 
@@ -664,7 +664,8 @@ def test_cli_extremes_and_a_real_model_folder(tiny, tmp_path):
         assert status == 0, err
         (got,) = json.loads(out)
         assert got["text"] == text and got["entities"]
-        assert got["entities"] == [e.to_dict() for e in tiny.predict(text, labels.split(","))]
+        # the folder loads into anyner's own BERT module: the same entities, scores to float error
+        same_entities(got["entities"], tiny.predict(text, labels.split(",")))
     status, out, err = run_cli(["predict", "--model", str(folder), "--labels=<<SEP>>", "a"])
     assert status == 2 and "prompt token" in err
 

@@ -658,7 +658,7 @@ def test_cli_serve_passes_its_flags(monkeypatch):
     from anyner import cli
 
     got = {}
-    monkeypatch.setattr(AnyNER, "from_pretrained", classmethod(lambda cls, m: ("model", m)))
+    monkeypatch.setattr(AnyNER, "from_pretrained", classmethod(lambda cls, m, **kw: ("model", m)))
     monkeypatch.setattr(anyner.serve, "run", lambda model, **kw: got.update(model=model, **kw))
     argv = ["serve", "--model", "some/folder", "--port", "0", "--queue-size", "3", "--batch-size", "4"]
     assert cli.main([*argv, "--max-texts", "7", "--max-body-bytes", "99", "--host", "0.0.0.0"]) == 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from anyner._version import package_version
-from anyner.types import Entity
+from anyner.types import Entity, Relation
 
 if TYPE_CHECKING:
     from anyner.config import AnyNERConfig
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from anyner.pipeline import AnyNER
 
 __version__: str = package_version()
-__all__ = ["AnyNER", "AnyNERConfig", "Entity", "LabelEmbeddings", "__version__"]
+__all__ = ["AnyNER", "AnyNERConfig", "Entity", "LabelEmbeddings", "Relation", "__version__"]
 
 
 def __getattr__(name: str):

@@ -48,6 +48,8 @@ KEY_MAP = (
     ("prompt_rep_layer.", "label_proj."),
     ("rnn.", "rnn."),
     ("scorer.", "scorer."),  # token-level models' start/end/inside scorer
+    ("relations_rep_layer.relation_rep_layer.", "adjacency."),  # span relex: the adjacency layer
+    ("pair_rep_layer.", "pair_proj."),  # span relex: the pair MLP
 )
 
 # Options of a span model that anyner does not implement (the variant itself, token-level,
@@ -122,6 +124,68 @@ def bi_config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> Any
         raise CheckpointError(f"{source}: labels_encoder_config must be an object or null")
     return _read_config(raw, source, span_mode, "bi_encoder_token" if token else "bi_encoder_span",
                         labels_encoder=str(raw["labels_encoder"]), labels_encoder_config=labels_config)  # fmt: skip
+
+
+def relex_config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> AnyNERConfig:
+    """The ``uni_encoder_span_relex`` reader: a span relation-extraction model's config.
+
+    ``relations_layer`` and the relation prompt's settings (``rel_token``, ``rel_token_index``,
+    ``embed_rel_token``) are kept in ``extra``, where the network and the prompt read them.
+    """
+    from anyner.model.relex import RELATION_LAYERS
+
+    span_mode = raw.get("span_mode", "markerV0")
+    if span_mode not in SPAN_MODES:
+        raise NotImplementedError(
+            f"{source}: span_mode={span_mode!r} is not supported for relation extraction (anyner implements "
+            f"span_mode {' or '.join(SPAN_MODES)})"
+        )
+    layer = raw.get("relations_layer")
+    if not isinstance(layer, str) or layer.lower() not in RELATION_LAYERS:
+        raise NotImplementedError(
+            f"{source}: relations_layer={layer!r} is not supported; anyner implements {', '.join(RELATION_LAYERS)}"
+        )
+    if raw.get("triples_layer"):
+        raise NotImplementedError(
+            f"{source}: triples_layer={raw['triples_layer']!r} selects a triple-scoring relation head, which "
+            "anyner does not implement (it implements relations_layer with the pair MLP)"
+        )
+    rel_token = raw.get("rel_token", "<<REL>>")
+    if not isinstance(rel_token, str) or not rel_token:
+        raise CheckpointError(f"{source}: rel_token must be a non-empty string, got {rel_token!r}")
+    config = _read_config(raw, source, span_mode, "uni_encoder_span_relex")
+    if rel_token in (config.ent_token, config.sep_token):
+        raise CheckpointError(f"{source}: rel_token {rel_token!r} is also the entity or separator token")
+    extra = dict(config.extra, relations_layer=layer, rel_token=rel_token)
+    extra["embed_rel_token"] = bool(raw.get("embed_rel_token", True))
+    extra["rel_token_index"] = int(raw.get("rel_token_index", -1))
+    return dataclasses.replace(config, extra=extra)
+
+
+def add_relation_token(tokenizer: PreTrainedTokenizerBase, config: AnyNERConfig) -> AnyNERConfig:
+    """Make sure the tokenizer knows a relex model's ``rel_token`` (after :func:`add_prompt_tokens`);
+    returns the config with its id in ``extra["rel_token_index"]``.
+
+    GLiNER adds it right after the entity and separator tokens; a tokenizer that lacks it gets it
+    added when that gives the id the config names (or when the config names none).
+    """
+    rel, index = config.extra["rel_token"], int(config.extra.get("rel_token_index", -1))
+    if rel not in tokenizer.get_vocab():
+        if index not in (-1, len(tokenizer)):
+            raise CheckpointError(
+                f"rel_token_index={index} does not fit the tokenizer ({len(tokenizer)} tokens, no {rel!r}): "
+                "the config and the tokenizer come from different models"
+            )
+        tokenizer.add_tokens([rel], special_tokens=True)
+    found = tokenizer.convert_tokens_to_ids(rel)
+    if index not in (-1, found):
+        raise CheckpointError(
+            f"rel_token_index={index} but the tokenizer gives {rel!r} id {found}: "
+            "the config and the tokenizer come from different models"
+        )
+    extra = dict(config.extra, rel_token_index=found)
+    vocab = max(config.vocab_size, len(tokenizer))
+    return dataclasses.replace(config, extra=extra, vocab_size=vocab)
 
 
 def _read_config(
@@ -232,12 +296,20 @@ def read_config(folder: Path, check_encoder: bool = True) -> AnyNERConfig:
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} is not valid JSON: {e}") from e
     config = config_from_gliner(raw, str(path))
-    if check_encoder and config.encoder_config is not None and available("transformers"):
+    if check_encoder:
+        check_encoder_config(folder, config)
+    return config
+
+
+def check_encoder_config(folder: Path, config: AnyNERConfig) -> None:
+    """Build the encoder's transformers config once (where transformers is installed), so that an
+    invalid ``encoder_config`` is reported naming the file."""
+    if config.encoder_config is not None and available("transformers"):
         try:
             encoder_hf_config(config)
         except Exception as e:  # unknown model_type, a field of the wrong type, inconsistent sizes
+            path = folder / CONFIG_NAME
             raise CheckpointError(f"{path}: its encoder_config is not valid: {type(e).__name__}: {e}") from e
-    return config
 
 
 def labels_hf_config(config: AnyNERConfig) -> PretrainedConfig:

@@ -345,6 +345,11 @@ def _parser() -> argparse.ArgumentParser:
         help="worker processes, each with its own model and queue (default 1)",
     )  # fmt: skip
     sv.add_argument(
+        "--threads", type=int, metavar="T",
+        help="CPU threads of each worker's model (default: all cores with one worker, "
+        "cores / N with --workers N)",
+    )  # fmt: skip
+    sv.add_argument(
         "--shutdown-timeout", type=float, default=30.0, metavar="S",
         help="on SIGTERM, how long to wait for the requests under way and queued (default 30 s)",
     )  # fmt: skip
@@ -410,6 +415,12 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     pu.set_defaults(func=cmd_push)
     return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``anyner`` argument parser, subcommands included (the documentation's CLI reference
+    is its help text)."""
+    return _parser()
 
 
 def _labels(arg: str) -> list[str]:
@@ -624,7 +635,7 @@ def _add_backend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto", help=BACKEND_HELP)
 
 
-def load_model(name: str | None, backend: str = "auto") -> Any:
+def load_model(name: str | None, backend: str = "auto", threads: int | None = None) -> Any:
     """The model of ``--model`` (None: the built-in one), for every subcommand that loads one.
 
     Every way a model cannot be loaded is one :class:`Failed`, so one exit status
@@ -632,17 +643,13 @@ def load_model(name: str | None, backend: str = "auto") -> Any:
     (OSError, FileNotFoundError), a folder that is not a model or holds damaged files
     (``anyner.checkpoint.CheckpointError``, a ValueError), a GLiNER variant anyner does not
     implement (NotImplementedError), an optional backend that is not installed (ImportError).
-    The CLI passes no other argument to ``from_pretrained``, so any ValueError it raises is
-    about the model's files, not about an argument.
+    The CLI checks its other arguments (``threads``) before, so any ValueError
+    ``from_pretrained`` raises is about the model's files, not about an argument.
     """
     from anyner.pipeline import AnyNER
 
     try:
-        return (
-            AnyNER.from_pretrained(name)
-            if backend == "auto"
-            else AnyNER.from_pretrained(name, backend=backend)
-        )
+        return AnyNER.from_pretrained(name, backend=backend, threads=threads)
     except (OSError, NotImplementedError, ImportError, ValueError) as e:  # ValueError: CheckpointError
         raise Failed(f"cannot load the model: {_one_line(e)}") from e
 
@@ -821,6 +828,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for dest in _SERVE_COUNTS:
         positive_int(getattr(args, dest), "--" + dest.replace("_", "-"))
     positive_int(args.workers, "--workers")
+    threads = serve_threads(args.workers, args.threads)
     if not 0 <= args.shutdown_timeout <= 3600:
         raise ValueError(f"--shutdown-timeout must be seconds in [0, 3600], got {args.shutdown_timeout!r}")
     _need("anyner serve", "serve", "fastapi", "uvicorn")
@@ -843,16 +851,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )  # fmt: skip
     where = dict(host=args.host, port=args.port, log_level=args.log_level)
     if args.workers == 1:
-        serve.run(load_model(args.model, args.backend), **where, api_key=api_key, **options)
+        serve.run(load_model(args.model, args.backend, threads), **where, api_key=api_key, **options)
         return EXIT_OK
     # Each worker loads its own model; loading it here first turns a bad --model into one
     # clear error, rather than workers that fail one after the other.
     load_model(args.model, args.backend)  # and dropped
     spec = deploy.worker_options(
-        model=args.model, backend=args.backend, api_key_file=args.api_key_file, **options
+        model=args.model, backend=args.backend, api_key_file=args.api_key_file, threads=threads, **options
     )
     serve.run(None, **where, workers=args.workers, worker_options=spec, api_key=api_key, **options)
     return EXIT_OK
+
+
+def serve_threads(workers: int, threads: int | None) -> int | None:
+    """Threads per worker of ``anyner serve``: ``--threads``, else None (all cores) for one
+    worker and ``cores // workers`` (at least 1) for several, so that N workers do not run N x
+    cores threads."""
+    if threads is not None:
+        return positive_int(threads, "--threads")
+    if workers == 1:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // workers)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -359,15 +359,23 @@ class _LabelCacheCollector:
 
 
 def worker_options(
-    *, model: str | None, backend: str, api_key_file: str | None, **create_app_options: Any
+    *,
+    model: str | None,
+    backend: str,
+    api_key_file: str | None,
+    threads: int | None = None,
+    **create_app_options: Any,
 ) -> str:
     """The JSON of ``ANYNER_SERVE_OPTIONS`` for :func:`anyner.workers.app_from_env`: the model to load, the key
-    file (the key itself stays out: a worker reads the file, or inherits ``ANYNER_API_KEY``)
-    and :func:`~anyner.serve.create_app`'s options (``limits`` as a dict)."""
+    file (the key itself stays out: a worker reads the file, or inherits ``ANYNER_API_KEY``),
+    the threads of each worker's model and :func:`~anyner.serve.create_app`'s options (``limits`` as a dict)."""
     from dataclasses import asdict, is_dataclass
 
     limits = create_app_options.get("limits")
     if is_dataclass(limits):
         create_app_options["limits"] = asdict(limits)
-    spec = {"model": model, "backend": backend, "api_key_file": api_key_file, "app": create_app_options}
+    spec = {
+        "model": model, "backend": backend, "api_key_file": api_key_file, "threads": threads,
+        "app": create_app_options,
+    }  # fmt: skip
     return json.dumps(spec)

@@ -117,6 +117,17 @@ MODEL_TYPES: dict[str, ModelType] = {
         max_span_words="max_len",
         labels_in_prompt=False,
     ),
+    "uni_encoder_span_relex": ModelType(
+        name="uni_encoder_span_relex",
+        gliner_name="gliner_uni_encoder_span_relex",
+        config_reader="anyner.checkpoint:relex_config_from_gliner",
+        config_writer="anyner.checkpoint:span_config_to_gliner",
+        network="anyner.model.relex:RelexGLiNERModel",
+        candidates="anyner.decode:candidates",
+        targets="anyner.batching:span_targets",
+        description="uni-encoder span model with relation extraction (relations_layer: entities and the "
+        "relations between them, AnyNER.predict_relations)",
+    ),
 }
 
 # GLiNER's own ``model_type`` names (gliner >= 0.2.20 writes one) -> the type they mean here.

@@ -37,7 +37,7 @@ from anyner.runtime import (
     labels_onnx_file,
 )
 from anyner.tokenizer import encode_label_texts
-from anyner.types import Entity, Word
+from anyner.types import Entity, Relation, Word
 from anyner.words import SUPPORTED_SPLITTERS, get_splitter, split_words
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ else:  # imported on first use: the light install runs ONNX exports without it
     torch = OptionalModule("torch", "the torch backend")
 
 BACKENDS = ("auto", "torch", "onnx")
+ENCODER_MODULES = ("auto", "transformers")
 
 # Settings the network is built from: a loaded model's config may change any other field.
 _NETWORK_FIELDS = (
@@ -169,6 +170,8 @@ class AnyNER:
         device: str = "cpu",
         backend: str = "auto",
         onnx_file: str | None = None,
+        encoder_module: str = "auto",
+        threads: int | None = None,
     ) -> AnyNER:
         """Load a GLiNER span model from a local folder or a Hugging Face Hub id.
 
@@ -186,7 +189,22 @@ class AnyNER:
             onnx_file: with ``backend="onnx"``, the file to run: ``"model.onnx"`` (fp32) or
                 ``"model_int8.onnx"`` (the int8 export); default the fp32 file if the folder
                 has one, else the int8 file.
+            encoder_module: with the torch backend, ``"auto"`` (default) runs a BERT-family
+                encoder (the built-in model's MiniLM, BERT) through anyner's own BERT module,
+                which gives transformers' outputs without importing its modelling code (a start
+                about 3 s faster), where the folder holds ``tokenizer.json`` and the encoder's
+                config; ``"transformers"`` always builds transformers' module (what training does).
+            threads: CPU threads the model computes with: ONNX Runtime's intra-op threads, or
+                ``torch.set_num_threads`` (for the whole process) on the torch backend. Default:
+                ONNX Runtime uses the CPUs the process may run on, torch keeps its setting. Give
+                ``cores // N`` to each of N processes sharing a machine.
         """
+        if encoder_module not in ENCODER_MODULES:
+            raise ValueError(
+                f"encoder_module must be one of {', '.join(map(repr, ENCODER_MODULES))}, got {encoder_module!r}"
+            )
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
         if backend == "auto":
@@ -195,31 +213,51 @@ class AnyNER:
             raise ValueError("onnx_file is only used with backend='onnx'")
         if backend == "onnx":
             _cpu_only(device)
+        elif threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
         if model is None or (str(model) == BUILTIN_NAME and not Path(BUILTIN_NAME).is_dir()):
             model = builtin_model_path()
         folder = checkpoint.resolve_folder(model, revision=revision, cache_dir=cache_dir)
-        config = checkpoint.read_config(folder, check_encoder=backend == "torch")
-        if not model_types.get(config.model_type).labels_in_prompt:
+        config = checkpoint.read_config(folder, check_encoder=False)
+        light = (folder / "tokenizer.json").is_file() and config.encoder_config is not None
+        uni = model_types.get(config.model_type).labels_in_prompt
+        native = backend == "torch" and uni and light and encoder_module == "auto" and _bert_supports(config)
+        if backend == "torch" and not native:
+            checkpoint.check_encoder_config(folder, config)
+        if not uni:
             if backend == "onnx":
-                return cls._bi_encoder_onnx(folder, config, onnx_file)
+                return cls._bi_encoder_onnx(folder, config, onnx_file, threads)
             return cls._bi_encoder(folder, config, device)
         # ONNX with tokenizers alone (the light install, and the fast start of the full one) when the
         # folder holds tokenizer.json and the encoder's config; else transformers reads them.
-        light = (folder / "tokenizer.json").is_file() and config.encoder_config is not None
         if backend == "onnx" and (light or not _torch_installed()):
             from anyner.tokenizer import FastTokenizer
 
             tokenizer = FastTokenizer.from_folder(folder)
-            config = checkpoint.add_prompt_tokens(tokenizer, config)
-            runner = OnnxRunner(find_onnx_file(folder, onnx_file), config=config)
+            config = _relation_token(tokenizer, checkpoint.add_prompt_tokens(tokenizer, config))
+            runner = OnnxRunner(find_onnx_file(folder, onnx_file), threads, config=config)
             info = _EncoderInfo(config)
             return cls(None, tokenizer, info, device=device, config=config, runner=runner)
+        if native:  # anyner's BERT module and the tokenizers library: no transformers import
+            from anyner.model import bert
+            from anyner.tokenizer import FastTokenizer
+
+            tokenizer = FastTokenizer.from_folder(folder)
+            config = _relation_token(tokenizer, checkpoint.add_prompt_tokens(tokenizer, config))
+            bert_config = bert.BertConfig(config.encoder_config)
+            bert_config.vocab_size = config.vocab_size
+            net = checkpoint.build_and_load(
+                lambda: model_types.build_network(config, bert_config), checkpoint.weights_file(folder)
+            )
+            return cls(net, tokenizer, bert_config, device=device)
         tokenizer = checkpoint.load_tokenizer(folder, config)
-        config = checkpoint.add_prompt_tokens(tokenizer, config)
+        config = _relation_token(tokenizer, checkpoint.add_prompt_tokens(tokenizer, config))
         hf_config = checkpoint.encoder_hf_config(config)
         hf_config.vocab_size = config.vocab_size
         if backend == "onnx":
-            runner = OnnxRunner(find_onnx_file(folder, onnx_file), config=config)
+            runner = OnnxRunner(find_onnx_file(folder, onnx_file), threads, config=config)
             return cls(None, tokenizer, hf_config, device=device, config=config, runner=runner)
         net = checkpoint.build_and_load(
             lambda: model_types.build_network(config, hf_config), checkpoint.weights_file(folder)
@@ -239,15 +277,17 @@ class AnyNER:
         return cls(net, tokenizer, hf_config, device=device, labels_tokenizer=labels_tokenizer)
 
     @classmethod
-    def _bi_encoder_onnx(cls, folder: Path, config: AnyNERConfig, onnx_file: str | None) -> AnyNER:
+    def _bi_encoder_onnx(
+        cls, folder: Path, config: AnyNERConfig, onnx_file: str | None, threads: int | None = None
+    ) -> AnyNER:
         # Two graphs: the text graph (label vectors in) and the label graph beside it. The
         # tokenizers library reads both tokenizers where the folder has their tokenizer.json
         # (always, for an anyner export); else transformers does.
         text_graph = find_onnx_file(folder, onnx_file)
-        runner = OnnxRunner(text_graph, config=config)
+        runner = OnnxRunner(text_graph, threads, config=config)
         if not runner.reads_label_vectors:
             raise ValueError(f"{text_graph} does not read label vectors: it is not a bi-encoder's text graph")
-        label_encoder = OnnxLabelEncoder(labels_onnx_file(text_graph))
+        label_encoder = OnnxLabelEncoder(labels_onnx_file(text_graph), threads)
         sub = folder / checkpoint.LABELS_TOKENIZER_DIR
         light = (folder / "tokenizer.json").is_file() and (sub / "tokenizer.json").is_file()
         if light and config.encoder_config is not None:
@@ -579,6 +619,126 @@ class AnyNER:
         )
         return [[e.to_dict() for e in ents] for ents in out]
 
+    # ------------------------------------------------------------------ relation extraction
+
+    def predict_relations(
+        self,
+        text: str,
+        labels: Labels,
+        relations: Sequence[str] | Mapping[str, str],
+        threshold: float | Mapping[str, float] = 0.5,
+        relation_threshold: float | None = None,
+        flat: bool = True,
+        multi_label: bool = False,
+        adjacency_threshold: float | None = None,
+    ) -> tuple[list[Entity], list[Relation]]:
+        """Find entities and the relations between them in one text (relation-extraction models:
+        GLiNER checkpoints with ``relations_layer``, torch backend).
+
+        Args:
+            text: any string; long texts are read in overlapping windows.
+            labels: entity label names, or a dict label -> description.
+            relations: relation names, or a dict relation -> description (the model reads the
+                description, the relation carries the name). Names must differ from the labels.
+            threshold: minimum entity score, or a dict label -> threshold (others use 0.5).
+            relation_threshold: minimum relation score; default ``threshold`` (0.5 when that is a dict).
+            flat: no overlapping entities (True) or nested ones allowed (False).
+            multi_label: let one span carry several labels.
+            adjacency_threshold: the pair filter of the model's adjacency layer (not used with
+                ``relations_layer="none"``); default ``threshold`` (0.5 when that is a dict).
+
+        Returns:
+            ``(entities, relations)``: entities as :meth:`predict` gives them, and
+            :class:`~anyner.types.Relation` objects whose head and tail are among those entities.
+
+        Raises:
+            ValueError: no relations, a relation named as a label, or more labels and relations
+                than fit one prompt.
+            NotImplementedError: the model is not a relation-extraction model, or not on torch.
+        """
+        return self.batch_predict_relations(
+            [text], labels, relations, threshold=threshold, relation_threshold=relation_threshold,
+            flat=flat, multi_label=multi_label, adjacency_threshold=adjacency_threshold,
+        )[0]  # fmt: skip
+
+    def batch_predict_relations(
+        self,
+        texts: Sequence[str],
+        labels: Labels | Sequence[Labels],
+        relations: Sequence[str] | Mapping[str, str] | Sequence[Sequence[str] | Mapping[str, str]],
+        batch_size: int = 8,
+        threshold: float | Mapping[str, float] = 0.5,
+        relation_threshold: float | None = None,
+        flat: bool = True,
+        multi_label: bool = False,
+        adjacency_threshold: float | None = None,
+    ) -> list[tuple[list[Entity], list[Relation]]]:
+        """:meth:`predict_relations` for many texts: one ``(entities, relations)`` per text;
+        ``labels`` and ``relations`` are one set for all texts or one per text."""
+        from anyner.relations import predict_relations
+
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of strings; use predict_relations() for one text")
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}] must be a str, got {type(t).__name__}")
+        words = [self.split_words(t) for t in texts]
+        return predict_relations(
+            self, texts, words, labels, relations, batch_size, threshold, relation_threshold,
+            adjacency_threshold, flat, multi_label,
+        )  # fmt: skip
+
+    def predict_relation_dicts(
+        self,
+        text: str,
+        labels: Labels,
+        relations: Sequence[str],
+        flat_ner: bool = True,
+        threshold: float = 0.5,
+        adjacency_threshold: float | None = None,
+        relation_threshold: float | None = None,
+        multi_label: bool = False,
+    ) -> tuple[list[dict], list[dict]]:
+        """The ``gliner`` relex API (its ``predict_relations``): entity dicts (start, end, text,
+        label, score) and relation dicts (head, tail, relation, score)."""
+        ents, rels = self.batch_predict_relation_dicts(
+            [text], labels, relations, flat_ner=flat_ner, threshold=threshold,
+            adjacency_threshold=adjacency_threshold, relation_threshold=relation_threshold,
+            multi_label=multi_label,
+        )  # fmt: skip
+        return ents[0], rels[0]
+
+    def batch_predict_relation_dicts(
+        self,
+        texts: Sequence[str],
+        labels: Labels | Sequence[Labels],
+        relations: Sequence[str] | Sequence[Sequence[str]],
+        flat_ner: bool = True,
+        threshold: float = 0.5,
+        adjacency_threshold: float | None = None,
+        relation_threshold: float | None = None,
+        multi_label: bool = False,
+        batch_size: int = 8,
+    ) -> tuple[list[list[dict]], list[list[dict]]]:
+        """The ``gliner`` relex API for many texts (its ``inference(texts, labels, relations)``):
+        ``(entity dicts per text, relation dicts per text)``."""
+        out = self.batch_predict_relations(
+            texts, labels, relations, batch_size=batch_size, threshold=threshold,
+            relation_threshold=relation_threshold, flat=flat_ner, multi_label=multi_label,
+            adjacency_threshold=adjacency_threshold,
+        )  # fmt: skip
+        return [[e.to_dict() for e in ents] for ents, _ in out], [
+            [r.to_dict() for r in rels] for _, rels in out
+        ]
+
+
+def _relation_token(tokenizer: Any, config: AnyNERConfig) -> AnyNERConfig:
+    """A relation-extraction model's config with its ``<<REL>>`` token known to the tokenizer."""
+    if config.model_type != "uni_encoder_span_relex":
+        return config
+    return checkpoint.add_relation_token(tokenizer, config)
+
 
 def _entities(text: str, words: list[Word], label_set: LabelSet, kept: list[Candidate]) -> list[Entity]:
     out = []
@@ -590,6 +750,12 @@ def _entities(text: str, words: list[Word], label_set: LabelSet, kept: list[Cand
 
 def _torch_installed() -> bool:
     return available("torch") and available("transformers")
+
+
+def _bert_supports(config: AnyNERConfig) -> bool:
+    from anyner.model import bert
+
+    return bert.supports(config.encoder_config)
 
 
 def _cpu_only(device: Any) -> str:

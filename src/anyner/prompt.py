@@ -57,6 +57,9 @@ class PromptBuilder:
 
         # bi-encoders read the words alone; their labels go through the label encoder
         self.labels_in_prompt = get(config.model_type).labels_in_prompt
+        # relation-extraction models read ``<<SEP>> <<REL>> relation ... <<SEP>>`` after the labels;
+        # without relations (entities alone) that section is a second <<SEP>>, as in GLiNER
+        self.closing = [self.sep_token] * (2 if config.model_type == "uni_encoder_span_relex" else 1)
         probe = tokenizer(["a"], is_split_into_words=True, add_special_tokens=True)
         first = probe.word_ids().index(0)
         last = len(probe.word_ids()) - 1 - probe.word_ids()[::-1].index(0)
@@ -91,12 +94,12 @@ class PromptBuilder:
         words: list[str] = []
         for label in labels:
             words += [self.ent_token, label]
-        words.append(self.sep_token)
+        words += self.closing
         pieces = self.word_pieces(words)
         ids: list[int] = []
         offsets = []
         for i, p in enumerate(pieces):
-            if i % 2 == 0 and i < len(pieces) - 1:
+            if i % 2 == 0 and i < 2 * len(labels):
                 offsets.append(len(ids) + self.label_shift)
             ids += p
         return Prompt(tuple(ids), tuple(offsets))
@@ -123,7 +126,7 @@ class PromptBuilder:
         words = ["Héllo", "world", "!", "2024-05", "naïve", "東京", "e-mail", "x"]
         labels = ("person", "date")
         built = self.build(labels, self.word_pieces(words))
-        prompt = [self.ent_token, labels[0], self.ent_token, labels[1], self.sep_token]
+        prompt = [self.ent_token, labels[0], self.ent_token, labels[1], *self.closing]
         full = self.tokenizer(
             [*(prompt if self.labels_in_prompt else []), *words],
             is_split_into_words=True,

@@ -24,6 +24,13 @@ if TYPE_CHECKING:
 
 ONNX_NAME = "model.onnx"
 ONNX_INT8_NAME = "model_int8.onnx"
+# The layout of public GLiNER ONNX repositories (and of the gliner package's export_to_onnx):
+# the graphs in an onnx/ folder, the int8 one named model_quantized.onnx.
+PUBLIC_ONNX_DIR = "onnx"
+PUBLIC_INT8_NAME = "model_quantized.onnx"
+# The inputs of a span graph exported by the gliner package: subword-level word mask and an
+# explicit list of spans, instead of anyner's word_index / word_present / label_index.
+GLINER_SPAN_INPUTS = ("input_ids", "attention_mask", "words_mask", "text_lengths", "span_idx", "span_mask")
 OUTPUT_NAME = "logits"
 # A bi-encoder export has two graphs: the text graph (ONNX_NAME, label vectors in) and the label
 # graph, named after it with this prefix (labels_model.onnx, labels_model_int8.onnx).
@@ -115,13 +122,27 @@ def find_onnx_file(folder: str | Path, name: str | None = None) -> Path:
     """The ONNX file ``name`` in a model folder, or a clear error.
 
     Without a name: ``model.onnx`` (fp32) when the folder has it, else ``model_int8.onnx``.
+    A folder in the layout of public GLiNER ONNX repositories (``gliner_config.json`` and the
+    tokenizer at the top, the graphs in ``onnx/``) is searched in ``onnx/`` the same way, then for
+    ``model_quantized.onnx`` (the gliner package's name for its int8 file). A ``name`` is looked
+    up in the folder, then in ``onnx/``; ``"onnx/model_quantized.onnx"`` also works.
     """
     folder = Path(folder)
-    if name is None and not (folder / ONNX_NAME).is_file() and (folder / ONNX_INT8_NAME).is_file():
-        name = ONNX_INT8_NAME
-    path = folder / (name or ONNX_NAME)
+    places = [folder, folder / PUBLIC_ONNX_DIR] if (folder / PUBLIC_ONNX_DIR).is_dir() else [folder]
+    if name is not None:
+        hits = [p / name for p in places if (p / name).is_file()]
+        path = hits[0] if hits else folder / name
+    else:
+        defaults = [(place, n) for place in places for n in (ONNX_NAME, ONNX_INT8_NAME)]
+        defaults.append((places[-1], PUBLIC_INT8_NAME))
+        hits = [place / n for place, n in defaults if (place / n).is_file()]
+        path = hits[0] if hits else folder / ONNX_NAME
     if not path.is_file():
-        found = sorted(p.name for p in folder.glob("*.onnx")) if folder.is_dir() else []
+        found = (
+            sorted(str(p.relative_to(folder)) for place in places for p in place.glob("*.onnx"))
+            if folder.is_dir()
+            else []
+        )
         raise FileNotFoundError(
             f"{folder} holds no {path.name}"
             + (f" (it has {', '.join(found)}; choose one with onnx_file=...)" if found else "")
@@ -209,11 +230,20 @@ class OnnxRunner:
         self.inputs = {x.name: x.type for x in self.session.get_inputs()}
         outputs = [x.name for x in self.session.get_outputs()]
         known = {*INPUT_NAMES, LABEL_VECTORS}
-        if not set(self.inputs) <= known or {"input_ids", "word_index"} - set(self.inputs):
+        # a span graph exported by the gliner package (public GLiNER ONNX repositories)
+        self.gliner_format = set(self.inputs) == set(GLINER_SPAN_INPUTS)
+        if self.gliner_format:
+            if config is None or config.span_mode == "token_level":
+                raise ValueError(
+                    f"{path} is a span graph in the gliner package's format: it needs the folder's "
+                    "gliner_config.json of a span model (max_width) to be run"
+                )
+            self.max_width = int(config.max_width)
+        elif not set(self.inputs) <= known or {"input_ids", "word_index"} - set(self.inputs):
             raise ValueError(
-                f"{path} is not an anyner export: its inputs are {sorted(self.inputs)}, expected some of "
-                f"{list(INPUT_NAMES)} (ONNX files made by other tools, e.g. the gliner package, take other "
-                "inputs); export the checkpoint with `anyner export onnx`"
+                f"{path} is neither an anyner export nor a span graph of the gliner package: its inputs are "
+                f"{sorted(self.inputs)}, expected some of {list(INPUT_NAMES)} or {list(GLINER_SPAN_INPUTS)}; "
+                "export the checkpoint with `anyner export onnx`"
             )
         if outputs != [OUTPUT_NAME]:
             raise ValueError(f"{path} is not an anyner export: outputs {outputs}, expected [{OUTPUT_NAME!r}]")
@@ -236,6 +266,8 @@ class OnnxRunner:
         return LABEL_VECTORS in self.inputs
 
     def logits(self, batch: Batch) -> np.ndarray:
+        if self.gliner_format:
+            return self._gliner_logits(batch)
         feed = {}
         for name, kind in self.inputs.items():
             value = getattr(batch, name)
@@ -245,16 +277,48 @@ class OnnxRunner:
             feed[name] = np.ascontiguousarray(value, dtype=dtype)
         return self.session.run([OUTPUT_NAME], feed)[0]  # (B, W, K, C) float32
 
+    def _gliner_logits(self, batch: Batch) -> np.ndarray:
+        """Run a gliner-format span graph: the batch's words as a subword mask (first subword of
+        word w holds w + 1), every span (w, w + k) of each text listed, the graph finding each
+        label's ``<<ENT>>`` token itself."""
+        B, T = batch.input_ids.shape
+        K, W = self.max_width, batch.n_words
+        lengths = batch.text_lengths.astype(np.int64).reshape(B, 1)
+        words_mask = np.zeros((B, T), dtype=np.int64)
+        rows, cols = np.nonzero(batch.word_present)
+        words_mask[rows, batch.word_index[rows, cols]] = cols + 1
+        n = max(1, int(lengths.max()))  # the graph's word axis: the longest text
+        starts = np.repeat(np.arange(n, dtype=np.int64), K)
+        ends = starts + np.tile(np.arange(K, dtype=np.int64), n)
+        feed = {
+            "input_ids": np.ascontiguousarray(batch.input_ids, dtype=np.int64),
+            "attention_mask": np.ascontiguousarray(batch.attention_mask, dtype=np.int64),
+            "words_mask": words_mask,
+            "text_lengths": lengths,
+            "span_idx": np.ascontiguousarray(np.broadcast_to(np.stack([starts, ends], -1), (B, n * K, 2))),
+            "span_mask": ends[None, :] < lengths,
+        }
+        out = self.session.run([OUTPUT_NAME], feed)[0]  # (B, n, K, C)
+        C = batch.n_labels
+        if out.shape[1] < W or out.shape[3] < C:  # a batch padded past its longest text: scores never kept
+            full = np.full((B, W, K, max(C, out.shape[3])), -1e4, dtype=np.float32)
+            full[:, : out.shape[1]] = out
+            out = full
+        return np.ascontiguousarray(out[:, :W, :, :C], dtype=np.float32)
+
     def __call__(self, batch: Batch) -> np.ndarray:
         return _sigmoid(self.logits(batch))
 
 
 __all__ = [
+    "GLINER_SPAN_INPUTS",
     "LABELS_PREFIX",
     "LABEL_VECTORS",
     "ONNX_INT8_NAME",
     "ONNX_NAME",
     "OUTPUT_NAME",
+    "PUBLIC_INT8_NAME",
+    "PUBLIC_ONNX_DIR",
     "OnnxLabelEncoder",
     "OnnxRunner",
     "Runner",

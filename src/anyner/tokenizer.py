@@ -65,17 +65,19 @@ class FastTokenizer:
                 f"{folder} has no {TOKENIZER_FILE}: without transformers, anyner reads the tokenizer "
                 "from that file only (pip install 'anyner[torch]' reads the other forms too)"
             )
+        from anyner.checkpoint import CheckpointError  # a ValueError, as the torch path raises
+
         try:
             backend = Tokenizer.from_file(str(path))
         except Exception as e:  # the Rust library raises plain Exception for a damaged file
-            raise ValueError(f"cannot load the tokenizer from {path}: {type(e).__name__}: {e}") from e
+            raise CheckpointError(f"cannot load the tokenizer from {path}: {type(e).__name__}: {e}") from e
         config: dict[str, Any] = {}
         for name in (SPECIAL_TOKENS_FILE, CONFIG_FILE):  # the config's values win, as in transformers
             if (folder / name).is_file():
                 try:
                     config.update(json.loads((folder / name).read_text(encoding="utf-8")))
-                except ValueError as e:
-                    raise ValueError(f"{folder / name} is not valid JSON: {e}") from e
+                except ValueError as e:  # bad JSON, or bytes that are not UTF-8
+                    raise CheckpointError(f"cannot load the tokenizer from {folder / name}: {e}") from e
         return cls(backend, config, str(folder))
 
     def __call__(

@@ -48,6 +48,41 @@ class Entity:
 
 
 @dataclass(frozen=True, slots=True)
+class Relation:
+    """A relation between two entities found in a text (:meth:`anyner.AnyNER.predict_relations`).
+
+    Attributes:
+        head: the entity the relation goes from.
+        tail: the entity it goes to.
+        label: the relation name as the caller gave it.
+        score: the model's probability for this pair and relation.
+        head_index / tail_index: positions of ``head`` and ``tail`` in the entity list returned
+            with the relation (-1 when not known).
+    """
+
+    head: Entity
+    tail: Entity
+    label: str
+    score: float
+    head_index: int = -1
+    tail_index: int = -1
+
+    def to_dict(self) -> dict:
+        """The relation as the dict ``gliner`` returns: head and tail (start, end, text, type,
+        entity_idx), relation and score."""
+
+        def end(e: Entity, index: int) -> dict:
+            return {"start": e.start, "end": e.end, "text": e.text, "type": e.label, "entity_idx": index}
+
+        return {
+            "head": end(self.head, self.head_index),
+            "tail": end(self.tail, self.tail_index),
+            "relation": self.label,
+            "score": self.score,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Span:
     """A labelled word span: words ``[start, end)`` carry ``label``."""
 

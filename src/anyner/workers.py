@@ -14,12 +14,12 @@ from typing import Any
 from anyner import deploy
 
 
-def load_model(name: str | None, backend: str) -> Any:
+def load_model(name: str | None, backend: str, threads: int | None = None) -> Any:
     """The worker's model. The parent process loaded it once to check it before starting the
     workers, so an error here is not expected; it is raised as it comes."""
     from anyner.pipeline import AnyNER
 
-    return AnyNER.from_pretrained(name, backend=backend)
+    return AnyNER.from_pretrained(name, backend=backend, threads=threads)
 
 
 def app_from_env() -> Any:
@@ -40,12 +40,13 @@ def app_from_env() -> Any:
         spec = json.loads(raw)
         options = dict(spec["app"])
         model_name, backend, key_file = spec["model"], spec["backend"], spec["api_key_file"]
+        threads = spec.get("threads")
     except (ValueError, KeyError, TypeError) as e:
         raise RuntimeError(f"{deploy.OPTIONS_ENV} does not hold the options of `anyner serve`: {e}") from e
     if options.get("limits") is not None:
         options["limits"] = serve.Limits(**options["limits"])
     key = deploy.read_api_key(key_file)
-    model = load_model(model_name, backend)
+    model = load_model(model_name, backend, threads)
     return serve.create_app(model, api_key=key, **options)
 
 

@@ -70,8 +70,12 @@ class ReadReport:
         return text
 
 
-def _counts(counter: Counter[str]) -> str:
+def format_counts(counter: Counter[str]) -> str:
+    """``"key: count, ..."``, most common first (the reports' reason lists)."""
     return ", ".join(f"{key}: {count}" for key, count in counter.most_common())
+
+
+_counts = format_counts
 
 
 def check_on_error(on_error: str) -> None:

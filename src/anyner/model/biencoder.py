@@ -15,15 +15,18 @@ or the token-level scorer (``bi_encoder_token``).
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import PretrainedConfig
 
 from anyner.config import AnyNERConfig
 from anyner.model.encoder import Encoder
 from anyner.model.gliner import GLiNERModel
 from anyner.model.span import is_tracing
 from anyner.model.token import TokenScorer
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 PROJECTED_CACHE = 64  # label groups (of up to 512 labels) whose projection is kept
 

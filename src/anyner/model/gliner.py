@@ -6,14 +6,18 @@ word's first subword and each label's ``<<ENT>>`` token.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-from transformers import PretrainedConfig
 
 from anyner.config import AnyNERConfig
 from anyner.model.encoder import Encoder
 from anyner.model.span import SPAN_LAYERS, mlp
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 
 class BiLSTM(nn.Module):

@@ -118,7 +118,8 @@ class Trainer:
         self.progress = main and (sys.stderr.isatty() if progress is None else progress)
         torch.manual_seed(t.seed)
         if m.init_from:
-            self.model = AnyNER.from_pretrained(m.init_from, device=device)
+            # transformers' encoder module: the training loop swaps its attention dropout for a faster one
+            self.model = AnyNER.from_pretrained(m.init_from, device=device, encoder_module="transformers")
         else:
             network = m.network
             if network.labels_encoder is not None:
