@@ -464,3 +464,67 @@ def tiny_train_config(tmp_path: Path, encoder, dropout=0.0, hidden=32, model_typ
             "output": {"dir": str(tmp_path / "run"), "save_every": 50, "log_every": 20},
         }
     )
+
+
+# ---------------------------------------------------------------- relation-extraction models
+
+RELATIONS = ["works for", "located in", "part of", "born in", "member of"]
+# mode -> reference settings (hidden size, span layer, BiLSTM, relation token vector)
+MODES = {
+    "dot": dict(hidden_size=384, span_mode="markerV0", num_rnn_layers=1),
+    "mlp": dict(hidden_size=384, span_mode="markerV0", num_rnn_layers=0),
+    "bilinear": dict(hidden_size=384, span_mode="markerV0", num_rnn_layers=1),
+    "gcn": dict(hidden_size=256, span_mode="marker", num_rnn_layers=1, embed_rel_token=False),
+    "gat": dict(hidden_size=384, span_mode="markerV0", num_rnn_layers=1),
+    "attention": dict(hidden_size=384, span_mode="markerV0", num_rnn_layers=1),
+    "none": dict(hidden_size=384, span_mode="markerV0", num_rnn_layers=1),
+}
+
+
+def spread_relex_head(model, scale: float = 0.15, compress: float = 0.3) -> None:
+    """Shrink the span vectors by ``scale`` and scale the label vectors by ``compress / scale``:
+    the entity logits shrink by ``compress`` (a random head's are so large that many spans score
+    exactly 1.0 in float32), and the dot products between span vectors (what the adjacency layers
+    read) spread around 0 instead of saturating the sigmoid; the gcn and gat layers are spread
+    for the same reason. Works on the reference's model."""
+    net = model.model
+    span_last = net.span_rep_layer.span_rep_layer.out_project
+    span_last = span_last[3] if isinstance(span_last, torch.nn.Sequential) else span_last
+    with torch.no_grad():
+        span_last.weight.mul_(scale)
+        span_last.bias.mul_(scale)
+        net.prompt_rep_layer[3].weight.mul_(compress / scale)
+        net.prompt_rep_layer[3].bias.mul_(compress / scale)
+        layer = getattr(getattr(net, "relations_rep_layer", None), "relation_rep_layer", None)
+        if type(layer).__name__ == "GCNDecoder":
+            layer.proj.weight.mul_(0.2)  # the projection before sigmoid(z_i . z_j)
+        if type(layer).__name__ == "GATDecoder":
+            # undo the span vectors' shrinking, sharpen the attention (else every node's update is
+            # the same mean), and drop the bias that every z_i . z_j would share
+            D = layer.attn.embed_dim
+            layer.attn.in_proj_weight.mul_(1 / scale)
+            layer.attn.in_proj_weight[: 2 * D].mul_(5.0)
+            layer.linear.weight.mul_(0.05)
+            layer.linear.bias.zero_()
+
+
+def build_relex(out: Path, encoder: Path, mode: str, seed: int) -> Path:
+    """A reference span relex model with ``relations_layer=mode`` and a random head, saved to ``out``."""
+    from gliner.model import UniEncoderSpanRelexGLiNER  # the reference package (test extra)
+
+    settings = MODES[mode]
+    torch.manual_seed(seed)
+    cfg = dict(model_name=str(encoder), max_width=12, max_len=384, relations_layer=mode, **settings)
+    model = UniEncoderSpanRelexGLiNER.load_from_config(cfg, backbone_from_pretrained=True)
+    randomize_head(model.model, seed)
+    spread_relex_head(model)
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def relex_dot(tmp_path_factory, minilm_dir) -> Path:
+    """A span relex model (``relations_layer="dot"``) with a random, spread head, saved by the
+    reference: for the CLI, HTTP and spaCy relation tests (the parity tests build every mode)."""
+    pytest.importorskip("gliner", reason="the reference gliner package is not installed")
+    return build_relex(tmp_path_factory.mktemp("relex_dot"), minilm_dir, "dot", seed=10)

@@ -16,66 +16,14 @@ torch = pytest.importorskip("torch")
 
 from anyner import AnyNER, Entity, Relation  # noqa: E402
 from anyner.checkpoint import CheckpointError, config_from_gliner  # noqa: E402
-from tests.conftest import ood_sample, randomize_head  # noqa: E402
+from tests.conftest import MODES, RELATIONS, build_relex, ood_sample  # noqa: E402
 
 gliner = pytest.importorskip("gliner", reason="the reference gliner package is not installed")
 
 TOL = 1e-4
-RELATIONS = ["works for", "located in", "part of", "born in", "member of"]
-# mode -> reference settings (hidden size, span layer, BiLSTM, relation token vector)
-MODES = {
-    "dot": dict(hidden_size=384, span_mode="markerV0", num_rnn_layers=1),
-    "mlp": dict(hidden_size=384, span_mode="markerV0", num_rnn_layers=0),
-    "bilinear": dict(hidden_size=384, span_mode="markerV0", num_rnn_layers=1),
-    "gcn": dict(hidden_size=256, span_mode="marker", num_rnn_layers=1, embed_rel_token=False),
-    "gat": dict(hidden_size=384, span_mode="markerV0", num_rnn_layers=1),
-    "attention": dict(hidden_size=384, span_mode="markerV0", num_rnn_layers=1),
-    "none": dict(hidden_size=384, span_mode="markerV0", num_rnn_layers=1),
-}
 SPANS_PER_TEXT = 16  # the entity threshold keeps about this many spans per sentence
 ADJACENT_SHARE = 0.5  # the adjacency threshold keeps about this share of their pairs
 RELATION_SHARE = 0.4  # the relation threshold keeps about this share of the pair scores
-
-
-def spread_relex_head(model, scale: float = 0.15, compress: float = 0.3) -> None:
-    """Shrink the span vectors by ``scale`` and scale the label vectors by ``compress / scale``:
-    the entity logits shrink by ``compress`` (a random head's are so large that many spans score
-    exactly 1.0 in float32), and the dot products between span vectors (what the adjacency layers
-    read) spread around 0 instead of saturating the sigmoid; the gcn and gat layers are spread
-    for the same reason. Works on the reference's model."""
-    net = model.model
-    span_last = net.span_rep_layer.span_rep_layer.out_project
-    span_last = span_last[3] if isinstance(span_last, torch.nn.Sequential) else span_last
-    with torch.no_grad():
-        span_last.weight.mul_(scale)
-        span_last.bias.mul_(scale)
-        net.prompt_rep_layer[3].weight.mul_(compress / scale)
-        net.prompt_rep_layer[3].bias.mul_(compress / scale)
-        layer = getattr(getattr(net, "relations_rep_layer", None), "relation_rep_layer", None)
-        if type(layer).__name__ == "GCNDecoder":
-            layer.proj.weight.mul_(0.2)  # the projection before sigmoid(z_i . z_j)
-        if type(layer).__name__ == "GATDecoder":
-            # undo the span vectors' shrinking, sharpen the attention (else every node's update is
-            # the same mean), and drop the bias that every z_i . z_j would share
-            D = layer.attn.embed_dim
-            layer.attn.in_proj_weight.mul_(1 / scale)
-            layer.attn.in_proj_weight[: 2 * D].mul_(5.0)
-            layer.linear.weight.mul_(0.05)
-            layer.linear.bias.zero_()
-
-
-def build_relex(out: Path, encoder: Path, mode: str, seed: int) -> Path:
-    """A reference span relex model with ``relations_layer=mode`` and a random head, saved to ``out``."""
-    from gliner.model import UniEncoderSpanRelexGLiNER
-
-    settings = MODES[mode]
-    torch.manual_seed(seed)
-    cfg = dict(model_name=str(encoder), max_width=12, max_len=384, relations_layer=mode, **settings)
-    model = UniEncoderSpanRelexGLiNER.load_from_config(cfg, backbone_from_pretrained=True)
-    randomize_head(model.model, seed)
-    spread_relex_head(model)
-    model.save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -165,9 +113,11 @@ def run(model, sample, thresholds: tuple[float, float | None, float], flat: bool
             model.batch_predict_relation_dicts(s, labels, RELATIONS, **options) for _, s, labels in sample
         ]
     out = []
+    # batch_size=1: the reference pads every text of a batch to the batch's largest set of
+    # entity pairs, and runs its relation layers on the padding (four times slower at 8)
     for _, sentences, labels in sample:
         try:
-            out.append(model.inference(sentences, labels, relations=RELATIONS, batch_size=8, **options))
+            out.append(model.inference(sentences, labels, relations=RELATIONS, batch_size=1, **options))
         except AttributeError:
             # gliner 0.2.29's gat and attention layers fail on a batch where no span is kept (torch's
             # attention returns no weights for zero nodes): run the texts one by one, None for those
@@ -183,15 +133,57 @@ def run(model, sample, thresholds: tuple[float, float | None, float], flat: bool
     return out
 
 
-def compare(want: list[tuple], got: list[tuple], sample) -> tuple[int, int, float]:
-    """Assert identical entities and relations; return (entities, relations, max |score delta|)."""
-    n_ent = n_rel = 0
+EPS = 1e-4  # a score this close to its threshold may fall on either side in the other library
+
+
+def _keys(items: list[dict]) -> list[tuple]:
+    return [tuple(sorted((k, v) for k, v in e.items() if k != "score")) for e in items]
+
+
+def _borderline(ours, text, labels, thresholds, we, wr, ge, gr) -> bool:
+    """Whether the two answers for one text differ only by items that sit within :data:`EPS` of
+    a threshold. Entities: each differing entity's score is that close to the entity threshold.
+    Relations (same entities): anyner's own answer with the adjacency and relation thresholds
+    moved by EPS down (lenient) and up (strict) holds every differing relation in the lenient
+    answer and none in the strict one. Float sums in another order (another CPU, another batch
+    shape) move scores by about 1e-6; among the ~10^5 scores near a threshold in a run, one such
+    flip is expected now and then, and it is not a disagreement of the two implementations."""
+    threshold, adjacency, relation = thresholds
+    if _keys(we) != _keys(ge):
+        diff = set(_keys(we)) ^ set(_keys(ge))
+        return all(abs(e["score"] - threshold) <= EPS for e in we + ge if _keys([e])[0] in diff)
+    diff = {_rel_key(r) for r in wr} ^ {_rel_key(r) for r in gr}
+
+    def answer(sign: int) -> set[tuple]:
+        moved = (threshold, None if adjacency is None else adjacency + sign * EPS, relation + sign * EPS)
+        _, rels = run(ours, [("", [text], labels)], moved)[0]
+        return {_rel_key(r) for r in rels[0]}
+
+    lenient, strict = answer(-1), answer(+1)
+    return diff <= lenient - strict
+
+
+def compare(
+    want: list[tuple], got: list[tuple], sample, ours=None, thresholds=None
+) -> tuple[int, int, float]:
+    """Assert identical entities and relations; return (entities, relations, max |score delta|).
+
+    With ``ours`` (the anyner model of ``got``) and the thresholds of the run, a text whose two
+    answers differ only by borderline items (:func:`_borderline`) is left out; at most one text
+    in a hundred (and at least two) may be."""
+    n_ent = n_rel = n_texts = 0
+    excused: list[str] = []
     worst = 0.0
-    for (name, sentences, _), (want_e, want_r), (got_e, got_r) in zip(sample, want, got, strict=True):
+    for (name, sentences, labels), (want_e, want_r), (got_e, got_r) in zip(sample, want, got, strict=True):
         for sent, we, wr, ge, gr in zip(sentences, want_e, want_r, got_e, got_r, strict=True):
             where = f"{name}: {sent!r}"
+            n_texts += 1
             if we is None:  # the reference failed on this text: it keeps no span, so no entity
                 assert ge == [] and gr == [], where
+                continue
+            same = _keys(ge) == _keys(we) and [_rel_key(r) for r in gr] == [_rel_key(r) for r in wr]
+            if not same and ours is not None and _borderline(ours, sent, labels, thresholds, we, wr, ge, gr):
+                excused.append(where)
                 continue
             assert [{k: v for k, v in e.items() if k != "score"} for e in ge] == [
                 {k: v for k, v in e.items() if k != "score"} for e in we
@@ -201,6 +193,9 @@ def compare(want: list[tuple], got: list[tuple], sample) -> tuple[int, int, floa
                 worst = max(worst, abs(a["score"] - b["score"]))
             n_ent += len(we)
             n_rel += len(wr)
+    assert len(excused) <= max(2, n_texts // 100), f"{len(excused)} texts differ near a threshold: {excused}"
+    if excused:
+        print(f"{len(excused)} of {n_texts} texts differ only near a threshold: {excused}")
     assert worst <= TOL, worst
     return n_ent, n_rel, worst
 
@@ -217,7 +212,7 @@ def test_parity_on_ood_sentences(mode, relex_models, shared, tmp_path):
     assert ours.config.model_type == "uni_encoder_span_relex"
     thresholds = calibrate(ours, sample)
     got = run(ours, sample, thresholds)
-    n_ent, n_rel, worst = compare(run(reference(folder), sample, thresholds), got, sample)
+    n_ent, n_rel, worst = compare(run(reference(folder), sample, thresholds), got, sample, ours, thresholds)
     assert n_ent > 200 and n_rel > 200, f"too few to say anything: {n_ent} entities, {n_rel} relations"
     print(f"{mode} thresholds {thresholds}: reference folder -> anyner: {n_ent} entities, {n_rel} relations, "
           f"max |delta score| = {worst:.2e}")  # fmt: skip
@@ -225,7 +220,7 @@ def test_parity_on_ood_sentences(mode, relex_models, shared, tmp_path):
     ref_saved = reference(saved)
     assert type(ref_saved).__name__ == "UniEncoderSpanRelexGLiNER"
     assert ref_saved.config.relations_layer == mode
-    n_ent, n_rel, worst = compare(run(ref_saved, sample, thresholds), got, sample)
+    n_ent, n_rel, worst = compare(run(ref_saved, sample, thresholds), got, sample, ours, thresholds)
     print(
         f"{mode}: anyner folder -> reference: {n_ent} entities, {n_rel} relations, max |delta score| = {worst:.2e}"
     )
