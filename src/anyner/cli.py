@@ -25,6 +25,8 @@ examples:
   anyner predict -f big.txt -l person --format jsonl | head -n 3            # stops early, quietly
   anyner predict -f big.txt -l person --format jsonl --quiet > found.jsonl  # no progress bar
   anyner predict "..." --labels person --model urchade/gliner_small-v2.1     # a Hub id or a local folder
+  anyner predict "Ada Lovelace worked with Charles Babbage in London." --labels person,city \\
+      --relations "works with,lives in" --model ./my-relex-model     # entities and the relations between them
 
 input: TEXT arguments, else --file, else stdin. Each line is one text; a line that is a
 JSON object takes its "text" field, and its fields named by --keep (default "id") are copied
@@ -33,6 +35,15 @@ result (e.g. [] for json) without loading the model, and a warning on stderr. Te
 results are written (and flushed) as soon as they are found, so long inputs stream; only
 --format html waits for the whole input. A progress bar (texts, words/s) goes to stderr
 when reading --file, or stdin with stderr on a terminal; --no-progress or --quiet hide it.
+
+relations: --relations also finds the relations between the entities of each text. It needs
+a relation-extraction model, a GLiNER span relex checkpoint folder or Hub id (such as a folder
+saved from gliner's UniEncoderSpanRelexGLiNER), on the torch backend; the built-in model finds
+entities only. Relation names must differ from the labels; --nested and --multi-label apply to
+the entities as without relations. The table lists "head [label] -> relation -> tail [label]
+score" under each text's entities; json, jsonl and html records gain "relations": head and tail
+(start, end, text, type, and entity_idx, the index in that record's "entities"), relation and
+score, as gliner's relation models give them.
 """
 
 EXAMPLES_EVALUATE = """\
@@ -47,6 +58,15 @@ character offsets) and labels.json; a folder of such folders expands to them. Pr
 with the lowercased names in labels.json, threshold 0.5, flat decoding, exact match on span and
 lowercased type; scores are micro P/R/F1 in percent. --suite ood is ../shared/data/benchmark/ood
 beside the repository, or under $ANYNER_SHARED; it also prints the paper's figures beside ours.
+
+relations (a relation-extraction model):
+  anyner evaluate --model ./my-relex --relation-data ../shared/data/relations/maintie --limit 200
+  anyner evaluate --model ./my-relex --relation-data data/fewrel.json --relations "part of,located in"
+--relation-data reads any relation set anyner's readers know (MaintIE, Re-DocRED, FewRel, CDR,
+re3d, KnowledgeNet, SemEval-2010 Task 8), prompts each record with the set's entity types and
+relation names (or --relations: then only those are scored, e.g. names held out of training),
+and prints micro P/R/F1 of (head span, tail span, relation) triples ("boundaries") and of the
+same with the entity types right ("strict").
 """
 
 EXAMPLES_TRAIN = """\
@@ -208,6 +228,20 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--nested", action="store_true", help="allow entities inside entities")
     pr.add_argument("--multi-label", action="store_true", help="let one span carry several labels")
     pr.add_argument(
+        "-r", "--relations", metavar="RELATIONS",
+        help='comma-separated relations to find between the entities, e.g. "works for,located in" '
+        "(needs a relation-extraction model; see below)",
+    )  # fmt: skip
+    pr.add_argument(
+        "--relation-threshold", type=float, metavar="X",
+        help="minimum relation score in [0, 1], with --relations (default: --threshold)",
+    )  # fmt: skip
+    pr.add_argument(
+        "--adjacency-threshold", type=float, metavar="X",
+        help="with --relations: the score in [0, 1] above which the model's adjacency layer pairs two "
+        "entities before it scores their relations (default: --threshold)",
+    )  # fmt: skip
+    pr.add_argument(
         "--batch-size", type=int, default=8, help="texts per model batch, written as it is done (default 8)"
     )
     pr.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -249,6 +283,22 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--plot", type=Path, metavar="PNG",
         help="also draw per-dataset F1 bars, beside the paper's, to this PNG (pip install 'anyner[plot]')",
+    )  # fmt: skip
+    ev.add_argument(
+        "--relation-data", nargs="+", type=Path, default=[], metavar="PATH",
+        help="relation sets (files or set folders) to score a relation-extraction model on",
+    )  # fmt: skip
+    ev.add_argument(
+        "-r", "--relations", metavar="RELATIONS",
+        help="with --relation-data: comma-separated relation names to prompt with and score (default: all)",
+    )  # fmt: skip
+    ev.add_argument(
+        "--relation-threshold", type=float, metavar="X",
+        help="with --relation-data: minimum relation score in [0, 1] (default: --threshold)",
+    )  # fmt: skip
+    ev.add_argument(
+        "--adjacency-threshold", type=float, metavar="X",
+        help="with --relation-data: the adjacency layer's pair threshold in [0, 1] (default: --threshold)",
     )  # fmt: skip
     ev.set_defaults(func=cmd_evaluate)
 
@@ -430,15 +480,73 @@ def _labels(arg: str) -> list[str]:
     return labels
 
 
+RELEX_TYPE = "uni_encoder_span_relex"  # the model type of GLiNER's span relation-extraction checkpoints
+RELEX_MODEL_HINT = (
+    "give --model a GLiNER relation-extraction checkpoint, a folder or Hub id (such as a folder saved "
+    "from gliner's UniEncoderSpanRelexGLiNER)"
+)
+
+
+def _relation_options(args: argparse.Namespace, labels: list[str]) -> list[str] | None:
+    """The relations of ``--relations`` (None without it), checked with their thresholds, the
+    labels, the model and the backend before any model loads."""
+    if args.relations is None:
+        given = {
+            "--relation-threshold": args.relation_threshold,
+            "--adjacency-threshold": args.adjacency_threshold,
+        }
+        for flag, value in given.items():
+            if value is not None:
+                raise ValueError(f'{flag} applies to relations only: give --relations too, e.g. "works for"')
+        return None
+    relations = [x.strip() for x in args.relations.split(",") if x.strip()]
+    if not relations:
+        raise ValueError(
+            '--relations is empty: give comma-separated relations, e.g. --relations "works for,located in"'
+        )
+    clash = [r for r in dict.fromkeys(relations) if r in labels]
+    if clash:
+        raise ValueError(
+            f"--relations and --labels both name {', '.join(map(repr, clash))}: a relation must be named "
+            "differently from the labels (e.g. 'has location' beside the label 'location')"
+        )
+    if args.relation_threshold is not None:
+        threshold(args.relation_threshold, "--relation-threshold")
+    if args.adjacency_threshold is not None:
+        threshold(args.adjacency_threshold, "--adjacency-threshold")
+    if args.model in (None, "builtin"):
+        raise ValueError(
+            f"--relations needs a relation-extraction model, and the built-in model finds entities only: "
+            f"{RELEX_MODEL_HINT}"
+        )
+    if args.backend == "onnx":
+        raise ValueError("--relations runs on the torch backend only: leave out --backend onnx")
+    return relations
+
+
+def _check_relation_model(model: Any, name: str, labels: list[str], relations: list[str]) -> None:
+    """Refuse (ValueError: exit 2) a loaded model that cannot find relations, before any output."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type != RELEX_TYPE:
+        raise ValueError(
+            f"--relations needs a relation-extraction model, and {name} finds entities only "
+            f"(a {model_type} model): {RELEX_MODEL_HINT}"
+        )
+    try:  # no text: checks the relations against the model's prompt, and the backend
+        model.batch_predict_relations([], labels, relations)
+    except NotImplementedError as e:
+        raise ValueError(f"--relations cannot run on this model: {_one_line(e)}") from e
+
+
 class _Text(str):
     """A text read from a JSON line, carrying the record's fields to pass through (``--keep``)."""
 
     fields: dict[str, Any]
 
 
-def _keep_fields(arg: str) -> list[str]:
+def _keep_fields(arg: str, relations: bool = False) -> list[str]:
     names = [x.strip() for x in arg.split(",") if x.strip()]
-    for bad in ("text", "entities"):
+    for bad in ("text", "entities", *(("relations",) if relations else ())):
         if bad in names:
             raise ValueError(f"--keep cannot name {bad!r}: the output writes that field itself")
     return names
@@ -458,7 +566,7 @@ def _read_texts(args: argparse.Namespace) -> Iterator[str]:
         yield from args.texts
         return
     name = _input_name(args)
-    keep = _keep_fields(getattr(args, "keep", "id") or "")
+    keep = _keep_fields(getattr(args, "keep", "id") or "", getattr(args, "relations", None) is not None)
     if args.file is None:
         stream = sys.stdin  # read, never closed: it is not ours
     else:
@@ -497,9 +605,11 @@ def _predict_stream(
     *,
     batch_size: int,
     progress: Any = None,
+    relations: list[str] | None = None,
     **options: Any,
-) -> Iterator[list[tuple[str, list]]]:
-    """Predict ``texts`` ``batch_size`` at a time, as they are read; yield each batch's (text, entities).
+) -> Iterator[list[tuple]]:
+    """Predict ``texts`` ``batch_size`` at a time, as they are read; yield each batch's (text, entities),
+    or with ``relations`` its (text, entities, relations).
 
     A batch is read only when the previous one has been handed on, so the first results
     come out while later texts are still unread. ``progress`` (a tqdm bar, or None) is
@@ -507,26 +617,40 @@ def _predict_stream(
     """
     texts, words, start = iter(texts), 0, time.perf_counter()
     while batch := list(islice(texts, batch_size)):
-        found = model.predict_batch(batch, labels, batch_size=batch_size, **options)
+        if relations is None:
+            found = model.predict_batch(batch, labels, batch_size=batch_size, **options)
+            results = list(zip(batch, found, strict=True))
+        else:
+            pairs = model.batch_predict_relations(batch, labels, relations, batch_size=batch_size, **options)
+            results = [(text, ents, rels) for text, (ents, rels) in zip(batch, pairs, strict=True)]
         if progress is not None:
             words += sum(len(t.split()) for t in batch)
             rate = words / max(time.perf_counter() - start, 1e-9)
             progress.set_postfix_str(f"{rate:,.0f} words/s", refresh=False)
             progress.update(len(batch))
-        yield list(zip(batch, found, strict=True))
+        yield results
 
 
 def _write_results(
-    out: IO[str], fmt: str, batches: Iterator[list[tuple[str, list]]], numbered: bool, bar: Any = None
+    out: IO[str], fmt: str, batches: Iterator[list[tuple]], numbered: bool, bar: Any = None
 ) -> None:
     """Write each batch in ``fmt`` as it comes and flush it (html: one page at the end).
 
-    ``bar``: a progress bar on the same terminal, cleared while a batch is written.
+    A batch holds (text, entities) or (text, entities, relations) items, as
+    :func:`_predict_stream` yields them. ``bar``: a progress bar on the same terminal, cleared
+    while a batch is written.
     """
     if fmt == "html":
         from anyner.render import render_page
 
-        out.write(render_page([pair for batch in batches for pair in batch]))
+        items = [item for batch in batches for item in batch]
+        with_relations = any(len(item) == 3 for item in items)
+        out.write(
+            render_page(
+                [(text, ents) for text, ents, *_ in items],
+                relations=[item[2] for item in items] if with_relations else None,
+            )
+        )
         out.flush()
         return
     i = 0
@@ -540,13 +664,14 @@ def _write_results(
         out.flush()
 
 
-def _write_batch(
-    out: IO[str], fmt: str, batch: list[tuple[str, list]], numbered: bool, i: int, bar: Any
-) -> None:
+def _write_batch(out: IO[str], fmt: str, batch: list[tuple], numbered: bool, i: int, bar: Any) -> None:
     with bar.external_write_mode(file=out) if bar is not None else nullcontext():
-        for text, ents in batch:
+        for text, ents, *found in batch:
+            rels = found[0] if found else None
             fields = getattr(text, "fields", {})
             record = {**fields, "text": str(text), "entities": [e.to_dict() for e in ents]}
+            if rels is not None:
+                record["relations"] = [r.to_dict() for r in rels]
             if fmt == "json":
                 # not textwrap.indent: it also breaks lines at U+2028, U+0085, ... inside the strings
                 item = "  " + json.dumps(record, ensure_ascii=False, indent=2).replace("\n", "\n  ")
@@ -565,8 +690,30 @@ def _write_batch(
                 width = max((len(t) for t, _, _ in shown), default=0)
                 for t, label, e in shown:
                     out.write(f"{t:<{width}}  {label:<20}  {e.score:.2f}  [{e.start}:{e.end}]\n")
+                if rels is not None:
+                    _write_relation_table(out, rels)
             i += 1
         out.flush()
+
+
+def _write_relation_table(out: IO[str], rels: list) -> None:
+    """The relations of one text, under its entities: ``head [label] -> relation -> tail [label]  score``."""
+    if not rels:
+        out.write("(no relations)\n")
+        return
+    rows = [
+        (
+            f"{_printable(r.head.text)} [{_printable(r.head.label)}]",
+            _printable(r.label),
+            f"{_printable(r.tail.text)} [{_printable(r.tail.label)}]",
+            r.score,
+        )
+        for r in rels
+    ]
+    widths = [max(len(row[k]) for row in rows) for k in range(3)]
+    out.write("relations:\n")
+    for head, label, tail, score in rows:
+        out.write(f"  {head:<{widths[0]}}  -> {label:<{widths[1]}}  -> {tail:<{widths[2]}}  {score:.2f}\n")
 
 
 def _printable(s: str) -> str:
@@ -660,8 +807,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     # the arguments first, so that a bad one is reported at once, not after the model loads
     labels = _labels(args.labels)
     threshold(args.threshold, "--threshold")
+    relations = _relation_options(args, labels)
     positive_int(args.batch_size, "--batch-size")
-    _keep_fields(args.keep)
+    _keep_fields(args.keep, relations is not None)
     if args.file is not None and not args.texts and not args.file.exists():
         raise ValueError(f"cannot read {args.file}: no such file")
     show_progress = not (args.texts or args.quiet or args.no_progress) and (
@@ -679,6 +827,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
             _write_results(sys.stdout, args.format, iter(()), numbered=False)
             return EXIT_OK
         model = load_model(args.model, args.backend)
+        options: dict[str, Any] = dict(
+            threshold=args.threshold, flat=not args.nested, multi_label=args.multi_label
+        )
+        if relations is not None:
+            _check_relation_model(model, args.model, labels, relations)
+            options.update(
+                relations=relations, relation_threshold=args.relation_threshold,
+                adjacency_threshold=args.adjacency_threshold,
+            )  # fmt: skip
         total = _count_lines(args.file) if show_progress and args.file is not None else None
         bar = tqdm(
             total=total, desc="anyner", unit="text", file=sys.stderr, disable=not show_progress,
@@ -687,8 +844,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         with bar:
             batches = _predict_stream(
                 model, chain(head, texts), labels, batch_size=args.batch_size,
-                progress=bar if show_progress else None, threshold=args.threshold,
-                flat=not args.nested, multi_label=args.multi_label,
+                progress=bar if show_progress else None, **options,
             )  # fmt: skip
             try:
                 shared_terminal = show_progress and sys.stdout.isatty() and sys.stderr.isatty()
@@ -749,6 +905,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     positive_int(args.batch_size, "--batch-size")
     if args.plot is not None:
         _need_plot("anyner evaluate --plot")
+    if args.relation_data:
+        return _evaluate_relations(args)
+    for flag, value in (("--relations", args.relations), ("--relation-threshold", args.relation_threshold),
+                        ("--adjacency-threshold", args.adjacency_threshold)):  # fmt: skip
+        if value is not None:
+            raise ValueError(f"{flag} applies to --relation-data only")
     paths = [*args.data, *([evaluate.suite_folder(args.suite)] if args.suite else [])]
     if not paths:
         raise ValueError("nothing to evaluate: give --data PATH [PATH ...] or --suite ood")
@@ -781,6 +943,62 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         except OSError as e:
             raise Failed(f"cannot write {args.plot}: {e.strerror or _one_line(e)}") from e
         print(f"wrote {args.plot}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _evaluate_relations(args: argparse.Namespace) -> int:
+    """``anyner evaluate --relation-data``: relation P/R/F1 per set (see EXAMPLES_EVALUATE)."""
+    from anyner.evaluate_relations import evaluate_relations, format_relation_table
+
+    if args.data or args.suite or args.plot:
+        raise ValueError("--relation-data is scored on its own: leave out --data, --suite and --plot")
+    for value, flag in ((args.relation_threshold, "--relation-threshold"),
+                        (args.adjacency_threshold, "--adjacency-threshold")):  # fmt: skip
+        if value is not None:
+            threshold(value, flag)
+    relations = None
+    if args.relations is not None:
+        relations = [x.strip() for x in args.relations.split(",") if x.strip()]
+        if not relations:
+            raise ValueError('--relations is empty: give comma-separated names, e.g. "part of,located in"')
+    for path in args.relation_data:
+        if not path.exists():
+            raise ValueError(f"cannot read {path}: no such file or folder")
+    if args.model in (None, "builtin"):
+        raise ValueError(
+            f"--relation-data needs a relation-extraction model, and the built-in model finds entities only: "
+            f"{RELEX_MODEL_HINT}"
+        )
+    model = load_model(args.model, args.backend)
+    if getattr(model.config, "model_type", None) != RELEX_TYPE:
+        raise ValueError(f"--relation-data needs a relation-extraction model: {RELEX_MODEL_HINT}")
+    results = []
+    for path in args.relation_data:
+        try:
+            results.append(
+                evaluate_relations(
+                    model,
+                    path,
+                    relations=relations,
+                    threshold=args.threshold,
+                    relation_threshold=args.relation_threshold,
+                    adjacency_threshold=args.adjacency_threshold,
+                    limit=args.limit,
+                    batch_size=args.batch_size,
+                    progress=sys.stderr.isatty(),
+                )  # fmt: skip
+            )
+        except OSError as e:
+            raise ValueError(f"cannot read the data: {_os_message(e)}") from e
+    sys.stdout.write(format_relation_table(results))
+    if args.limit is not None:
+        sys.stdout.write(f"\nscored on the first {args.limit} records of each set\n")
+    if args.json:
+        text = json.dumps([r.to_json() for r in results], indent=2) + "\n"
+        try:
+            args.json.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise Failed(f"cannot write {args.json}: {e.strerror or _one_line(e)}") from e
     return EXIT_OK
 
 

@@ -332,7 +332,7 @@ class AnyNER:
             net = model_types.build_network(cfg, hf_config, pretrained_encoder=True)
             labels_tokenizer = checkpoint.load_labels_tokenizer(None, cfg)
             return cls(net, tokenizer, hf_config, device=device, labels_tokenizer=labels_tokenizer)
-        cfg = checkpoint.add_prompt_tokens(tokenizer, cfg)
+        cfg = _relation_token(tokenizer, checkpoint.add_prompt_tokens(tokenizer, cfg))
         net = model_types.build_network(cfg, hf_config, pretrained_encoder=True)
         net.encoder.resize_vocab(cfg.vocab_size)
         hf_config.vocab_size = cfg.vocab_size

@@ -4,7 +4,8 @@ Entities may nest or overlap; every one of them is shown. The text is cut at
 every entity boundary and each piece is wrapped in one ``<mark>`` per entity
 covering it. Properly nested entities come out as nested marks; when two
 entities overlap partially, the later one is split into several marks, and
-only its last mark carries the label.
+only its last mark carries the label. Relations found between the entities
+(:class:`~anyner.types.Relation`) are shown as a table under their text.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from anyner.types import Entity
+from anyner.types import Entity, Relation
 
-__all__ = ["PALETTE", "label_color", "render", "render_table"]
+__all__ = ["PALETTE", "label_color", "render", "render_page", "render_relations", "render_table"]
 
 #: Light colours that keep black text readable (several come from displaCy).
 PALETTE: tuple[str, ...] = tuple(
@@ -33,7 +34,9 @@ _CSS = """body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-
 .entities { line-height: 2.5; direction: ltr; }
 .entity { box-decoration-break: clone; -webkit-box-decoration-break: clone; }
 .legend { margin-bottom: 1.5em; }
-.legend-item { display: inline-block; padding: 0.2em 0.6em; margin: 0 0.3em 0.3em 0; border-radius: 0.35em; }"""
+.legend-item { display: inline-block; padding: 0.2em 0.6em; margin: 0 0.3em 0.3em 0; border-radius: 0.35em; }
+.relation-table { border-collapse: collapse; margin: 0.5em 0 1em; }
+.relation-table td, .relation-table th { padding: 0.2em 0.6em; text-align: left; }"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,17 +162,30 @@ def render_page(
     *,
     colors: Mapping[str, str] | None = None,
     show_score: bool = True,
+    relations: Iterable[Iterable[Relation | Mapping[str, Any]]] | None = None,
 ) -> str:
     """A standalone HTML page (CSS and a legend of labels) showing several texts.
+
+    ``relations``: one list of relations per document (``Relation`` objects or the dicts of
+    ``Relation.to_dict``), each shown as a table under its text (:func:`render_relations`).
 
     Example:
         >>> render_page([("Bill", [{"start": 0, "end": 4, "label": "person"}])]).startswith("<!DOCTYPE html>")
         True
     """
+    documents = list(documents)
+    per_doc = None if relations is None else [list(r) for r in relations]
+    if per_doc is not None and len(per_doc) != len(documents):
+        raise ValueError(
+            f"got {len(per_doc)} relation lists for {len(documents)} documents; give one per document"
+        )
     bodies, labels = [], {}
-    for text, entities in documents:
+    for i, (text, entities) in enumerate(documents):
         ents = list(entities)
-        bodies.append(render(text, ents, colors=colors, show_score=show_score))
+        body = render(text, ents, colors=colors, show_score=show_score)
+        if per_doc is not None:
+            body += "\n" + render_relations(per_doc[i], colors=colors)
+        bodies.append(body)
         for e in _check(text, ents):
             labels.setdefault(e.label, None)
     legend = "".join(
@@ -183,6 +199,63 @@ def render_page(
         f"<title>Entities</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
         f'<div class="legend">{legend}</div>\n{body}\n</body>\n</html>\n'
     )
+
+
+def _relation_row(
+    raw: Relation | Mapping[str, Any],
+) -> tuple[tuple[str, str], str, tuple[str, str], float | None]:
+    """(head text, head label), relation, (tail text, tail label), score of one relation."""
+    if isinstance(raw, Relation):
+        return (raw.head.text, raw.head.label), raw.label, (raw.tail.text, raw.tail.label), raw.score
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"expected a Relation or a dict, got {type(raw).__name__}: {raw!r}")
+    try:
+        head, tail, label = raw["head"], raw["tail"], raw["relation"]
+        ends = [(str(end["text"]), str(end["type"])) for end in (head, tail)]
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"relation needs head and tail (text, type) and relation: {raw!r}") from e
+    score = raw.get("score")
+    return ends[0], str(label), ends[1], None if score is None else float(score)
+
+
+def render_relations(
+    relations: Iterable[Relation | Mapping[str, Any]],
+    *,
+    colors: Mapping[str, str] | None = None,
+) -> str:
+    """An HTML table of relations (head, its label, relation, tail, its label, score), in the given order.
+
+    Args:
+        relations: ``Relation`` objects or the dicts of ``Relation.to_dict`` (head and tail with
+            text and type, relation, score).
+        colors: CSS colours by label for the entity label cells.
+
+    Returns:
+        A ``<table class="relation-table">`` element; with no relations, one row saying so.
+
+    Raises:
+        ValueError: a dict lacks head, tail or relation.
+
+    Example:
+        >>> from anyner import Entity, Relation
+        >>> ada, ibm = Entity(0, 3, "Ada", "person", 0.9), Entity(13, 16, "IBM", "organization", 0.8)
+        >>> "<td>works for</td>" in render_relations([Relation(ada, ibm, "works for", 0.7)])
+        True
+    """
+    rows = []
+    for (head, head_label), label, (tail, tail_label), score in map(_relation_row, relations):
+        cells = []
+        for text, ent_label in ((head, head_label), (tail, tail_label)):
+            color = html.escape(label_color(ent_label, colors))
+            cells.append(
+                f'<td>{_piece(text)}</td><td style="background: {color}">{html.escape(ent_label)}</td>'
+            )
+        shown = "" if score is None else f"{score:.2f}"
+        rows.append(f"<tr>{cells[0]}<td>{html.escape(label)}</td>{cells[1]}<td>{shown}</td></tr>")
+    if not rows:
+        rows.append('<tr><td colspan="6">no relations</td></tr>')
+    header = "".join(f"<th>{h}</th>" for h in ("head", "label", "relation", "tail", "label", "score"))
+    return f'<table class="relation-table"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def render_table(

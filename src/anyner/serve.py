@@ -1,7 +1,8 @@
 """``anyner serve``: an HTTP API and a web page for a model, with FastAPI and uvicorn.
 
 Endpoints: ``POST /v1/entities`` (one text or a batch, with one label set for all its texts or
-one per text), ``GET /v1/model``, ``GET /health``, ``GET /`` (a page to try the model),
+one per text; with a relation-extraction model, also the relations between the entities),
+``GET /v1/model``, ``GET /health``, ``GET /`` (a page to try the model),
 ``/docs`` (Swagger UI), ``/redoc`` (ReDoc) and ``/openapi.json``. The two documentation pages
 load their scripts and styles from the server itself (the files of the ``fastapi-offline``
 package, in the ``serve`` extra), so they work without internet. A single worker thread
@@ -16,6 +17,15 @@ The OpenAPI schema says what the server accepts: the body is ``oneOf`` :class:`T
 say (a per-label threshold names only labels, one label set per text, no lone surrogates, the
 model's own label checks) is a documented 422. ``benchmarks/schemathesis_serve.py`` checks the two agree. The model is a
 :class:`Predictor`.
+
+Relations: when the model extracts relations (see :func:`extracts_relations`; ``GET /v1/model``
+says ``relations: true``), the request models are :class:`RelationTextRequest` and
+:class:`RelationBatchRequest`, which add ``relations`` (one relation set for all texts, or one
+per text in a batch), ``relation_threshold`` and ``adjacency_threshold``; each text's answer then
+also holds ``relations`` (:meth:`anyner.Relation.to_dict`, ``entity_idx`` pointing into that
+text's ``entities``). A relation set is bounded by the label limits (``max_labels`` relations of
+``max_label_chars`` characters). Served an entity-only model, the schema has no such fields, and
+a request naming one is answered 422 saying that the model finds entities only.
 
 For a deployment (see :mod:`anyner.deploy`): an optional API key (401 without it), CORS for the
 origins given, Prometheus metrics at ``/metrics``, an ``X-Request-ID`` per request shown in its
@@ -59,12 +69,13 @@ from pydantic import (
 )
 
 from anyner.render import render, render_table
-from anyner.types import Entity
+from anyner.types import Entity, Relation
 from anyner.validate import positive_int
 
 __all__ = [
-    "BatchRequest", "Closed", "EntitiesRequest", "Limits", "MicroBatcher", "Predictor", "QueueFull", "TextRequest",
-    "create_app", "request_models", "run",
+    "BatchRequest", "Closed", "EntitiesRequest", "Limits", "MicroBatcher", "Predictor", "QueueFull", "RELATION_FIELDS",
+    "RelationBatchRequest", "RelationPredictor", "RelationTextRequest", "TextRequest", "create_app",
+    "extracts_relations", "request_models", "run",
 ]  # fmt: skip
 
 log = logging.getLogger("anyner.serve")
@@ -130,6 +141,39 @@ class Predictor(Protocol):
     ) -> list[list[Entity]]: ...
 
 
+@runtime_checkable
+class RelationPredictor(Predictor, Protocol):
+    """A :class:`Predictor` that may extract relations (:class:`~anyner.AnyNER` is one; whether its
+    checkpoint does is :func:`extracts_relations`). ``batch_predict_relations`` raises as
+    ``predict_batch`` does, and gives one ``(entities, relations)`` per text."""
+
+    def batch_predict_relations(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str] | Mapping[str, str],
+        relations: Sequence[str] | Mapping[str, str],
+        batch_size: int = 8,
+        threshold: float | Mapping[str, float] = 0.5,
+        relation_threshold: float | None = None,
+        flat: bool = True,
+        multi_label: bool = False,
+        adjacency_threshold: float | None = None,
+    ) -> list[tuple[list[Entity], list[Relation]]]: ...
+
+
+def extracts_relations(model: Any) -> bool:
+    """Whether the server may ask ``model`` for relations: it is a :class:`RelationPredictor`, and
+    either says so itself (a bool ``extracts_relations`` attribute) or, as an :class:`~anyner.AnyNER`,
+    is a relation-extraction checkpoint (``uni_encoder_span_relex``) on the torch backend."""
+    if not isinstance(model, RelationPredictor):
+        return False
+    said = getattr(model, "extracts_relations", None)
+    if isinstance(said, bool):
+        return said
+    relex = getattr(model.config, "model_type", None) == "uni_encoder_span_relex"
+    return relex and getattr(model, "model", None) is not None  # an ONNX session has no relation head
+
+
 # ---------------------------------------------------------------------- request and response bodies
 
 # strict: a threshold is a JSON number, not `true` or "0.5" (the library refuses those too)
@@ -140,6 +184,19 @@ _BATCH_EXAMPLE = {
     "labels": {"person": "a name"},
     "threshold": {"person": 0.4},
 }
+_TEXT_RELATIONS_EXAMPLE = {
+    "text": "Bill Gates founded Microsoft in Albuquerque.",
+    "labels": ["person", "organization", "location"],
+    "relations": ["founded", "located in"],
+    "relation_threshold": 0.4,
+}
+_BATCH_RELATIONS_EXAMPLE = {
+    "texts": ["Ada Lovelace was born in London.", "Alan Turing worked for the University of Manchester."],
+    "labels": ["person", "location", "organization"],
+    "relations": [["born in"], {"works for": "is employed by"}],
+    "adjacency_threshold": 0.5,
+}
+RELATION_FIELDS = ("relations", "relation_threshold", "adjacency_threshold")
 
 # The characters str.strip() removes (str.isspace), which the JSON Schema's \s does not match
 # exactly: a label must hold one character outside them (the library refuses blank labels).
@@ -175,6 +232,17 @@ def _flat_nested_rule() -> dict[str, Any]:
     return {"not": {"required": ["flat", "nested"], "anyOf": same}}
 
 
+def _relation_rules() -> dict[str, Any]:
+    """:func:`_flat_nested_rule`, and: a relation or adjacency threshold comes with ``relations``."""
+    thresholds = {"anyOf": [{"required": ["relation_threshold"]}, {"required": ["adjacency_threshold"]}]}
+    return {**_flat_nested_rule(), "anyOf": [{"required": ["relations"]}, {"not": thresholds}]}
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    """An optional field without a JSON default: absent means "not asked", and null is refused."""
+    schema.pop("default", None)
+
+
 class _Request(BaseModel):
     """The fields of both request bodies: the labels and the options."""
 
@@ -199,10 +267,28 @@ class _Request(BaseModel):
         "`table` (an HTML table of the entities), escaped, as `anyner.render` draws them.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _entities_only(cls, data: Any) -> Any:
+        # the request models of an entity-only model have no relation fields: say why, not "extra"
+        if isinstance(data, dict) and "relations" not in cls.model_fields:
+            if asked := [k for k in RELATION_FIELDS if k in data]:
+                raise ValueError(
+                    f"`{asked[0]}` needs a relation-extraction model, and the loaded model finds entities "
+                    "only (`GET /v1/model` says `relations: false`): leave out `relations`, "
+                    "`relation_threshold` and `adjacency_threshold`, or serve a GLiNER relex checkpoint"
+                )
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.nested is not None and "flat" in self.model_fields_set and self.flat == self.nested:
             raise ValueError("`flat` and `nested` contradict each other; give one of them")
+        if "relations" in type(self).model_fields and getattr(self, "relations", None) is None:
+            if given := [k for k in RELATION_FIELDS[1:] if k in self.model_fields_set]:
+                raise ValueError(
+                    f"`{given[0]}` is a threshold for relations: give `relations` too, or leave it out"
+                )
         _check_unicode(self)
         return self
 
@@ -229,6 +315,61 @@ class BatchRequest(_Request):
     )
 
 
+# (The examples of the relation fields are the request models' own: schemathesis's coverage phase
+# would build bodies around a field's examples that break the rules the schema cannot say.)
+def _relations_field(per_text: bool) -> Any:
+    batch = (
+        ", or a list of relation sets, one per text in the order of `texts` (as many as texts: the "
+        "server checks it, answering 422)"
+        if per_text
+        else ""
+    )
+    return Field(
+        None,
+        description="The relations to find between the entities: a list of names, or an object relation "
+        f"-> description (the model reads the description, the relations carry the name){batch}. Names "
+        "must differ from the entity labels (of the same text). With it, each text's answer also holds "
+        "`relations`. At most `max_labels` relations of `max_label_chars` characters each.",
+        json_schema_extra=_no_default,
+    )
+
+
+def _relation_threshold_field(what: str) -> Any:
+    return Field(
+        None,
+        description=f"{what}; default `threshold` (0.5 when that is an object). Only with `relations`.",
+        json_schema_extra=_no_default,
+    )
+
+
+class RelationTextRequest(TextRequest):
+    """Find entities of the given labels in one text, and the relations between them; the answer is
+    `{entities, relations}` (`relations` only when asked for)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={**_relation_rules(), "examples": [_TEXT_EXAMPLE, _TEXT_RELATIONS_EXAMPLE]}
+    )
+    relations: list[str] | dict[str, str] = _relations_field(per_text=False)
+    relation_threshold: Score = _relation_threshold_field("Minimum relation score in [0, 1]")
+    adjacency_threshold: Score = _relation_threshold_field(
+        "The model's pair filter in [0, 1]: which pairs of entities its relation layer reads"
+    )
+
+
+class RelationBatchRequest(BatchRequest):
+    """Find entities of the given labels in a batch of texts, and the relations between them; the
+    answer is `{results: [{entities, relations}]}` (`relations` only when asked for)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={**_relation_rules(), "examples": [_BATCH_EXAMPLE, _BATCH_RELATIONS_EXAMPLE]}
+    )
+    relations: list[str] | dict[str, str] | list[list[str] | dict[str, str]] = _relations_field(per_text=True)
+    relation_threshold: Score = _relation_threshold_field("Minimum relation score in [0, 1]")
+    adjacency_threshold: Score = _relation_threshold_field(
+        "The model's pair filter in [0, 1]: which pairs of entities its relation layer reads"
+    )
+
+
 def _per_text(labels: Any) -> bool:
     """Whether ``labels`` is a list of label sets, one per text (the library's rule)."""
     if isinstance(labels, str | Mapping) or not isinstance(labels, Sequence) or not labels:
@@ -236,9 +377,10 @@ def _per_text(labels: Any) -> bool:
     return all(isinstance(x, Sequence | Mapping) and not isinstance(x, str) for x in labels)
 
 
-def _label_sets(labels: Any) -> list[tuple[str, Any]]:
-    """(where, label set): ``labels`` itself, or each text's label set (``labels[i]``)."""
-    return [(f"labels[{i}]", x) for i, x in enumerate(labels)] if _per_text(labels) else [("labels", labels)]
+def _label_sets(labels: Any, name: str = "labels") -> list[tuple[str, Any]]:
+    """(where, label set): ``labels`` itself, or each text's label set (``labels[i]``); the same
+    for relation sets, with ``name="relations"``."""
+    return [(f"{name}[{i}]", x) for i, x in enumerate(labels)] if _per_text(labels) else [(name, labels)]
 
 
 def _which_request(body: Any) -> str | None:
@@ -263,8 +405,12 @@ EntitiesRequest = _body_type(TextRequest, BatchRequest)
 """The body of ``POST /v1/entities`` without limits; :func:`request_models` makes those of an app."""
 
 
-def request_models(limits: Limits) -> tuple[type[TextRequest], type[BatchRequest]]:
-    """The two request models of an app: their JSON Schema says ``limits``, which the server checks."""
+def request_models(limits: Limits, relations: bool = False) -> tuple[type[TextRequest], type[BatchRequest]]:
+    """The two request models of an app: their JSON Schema says ``limits``, which the server checks.
+
+    With ``relations`` (a model that extracts them), :class:`RelationTextRequest` and
+    :class:`RelationBatchRequest`, whose relation sets have the limits of label sets.
+    """
     text = Annotated[str, _says(maxLength=limits.max_text_chars)]
     name = {"maxLength": limits.max_label_chars, "pattern": NOT_BLANK}  # a label: not blank
     label = Annotated[str, _says(**name)]
@@ -279,15 +425,27 @@ def request_models(limits: Limits) -> tuple[type[TextRequest], type[BatchRequest
     # are as many as texts is a rule JSON Schema cannot say: the server checks it)
     per_text = Annotated[list[listed | named], _says(minItems=1, maxItems=limits.max_texts)]
     threshold = (Score | per_label, _Request.model_fields["threshold"])
+    one: dict[str, Any] = {}
+    batch: dict[str, Any] = {}
+    text_base, batch_base = TextRequest, BatchRequest
+    if relations:  # a relation set is bounded as a label set is
+        text_base, batch_base = RelationTextRequest, RelationBatchRequest
+        for fields_, base, kinds in (
+            (one, text_base, listed | named),
+            (batch, batch_base, listed | named | per_text),
+        ):
+            fields_["relations"] = (kinds, base.model_fields["relations"])
+            for name in RELATION_FIELDS[1:]:
+                fields_[name] = (Score, base.model_fields[name])
     text_model = create_model(
-        "TextRequest", __base__=TextRequest, __module__=__name__,
+        "TextRequest", __base__=text_base, __module__=__name__,
         text=(text, TextRequest.model_fields["text"]),
-        labels=(listed | named, _Request.model_fields["labels"]), threshold=threshold,
+        labels=(listed | named, _Request.model_fields["labels"]), threshold=threshold, **one,
     )  # fmt: skip
     batch_model = create_model(
-        "BatchRequest", __base__=BatchRequest, __module__=__name__,
+        "BatchRequest", __base__=batch_base, __module__=__name__,
         texts=(Annotated[list[text], _says(maxItems=limits.max_texts)], BatchRequest.model_fields["texts"]),
-        labels=(listed | named | per_text, BatchRequest.model_fields["labels"]), threshold=threshold,
+        labels=(listed | named | per_text, BatchRequest.model_fields["labels"]), threshold=threshold, **batch,
     )  # fmt: skip
     return text_model, batch_model
 
@@ -311,6 +469,12 @@ def _check_unicode(req: _Request) -> None:
                 strings.append((f"the description of {where}[{i}]", description))
     if isinstance(req.threshold, dict):
         strings += [("a label of threshold", k) for k in req.threshold]
+    for where, rels in _label_sets(getattr(req, "relations", None) or [], "relations"):
+        pairs = rels.items() if isinstance(rels, dict) else ((x, None) for x in rels)
+        for i, (name, description) in enumerate(pairs):
+            strings.append((f"{where}[{i}]", name))
+            if description is not None:
+                strings.append((f"the description of {where}[{i}]", description))
     for where, value in strings:
         if m := _SURROGATE.search(value):
             raise ValueError(
@@ -327,8 +491,28 @@ class EntityOut(BaseModel):
     score: float = Field(description="The model's probability for this span and label.")
 
 
+class RelationEndOut(BaseModel):
+    start: int = Field(description="Character offset of the entity's first character.")
+    end: int = Field(description="Character offset one past the entity's last character.")
+    text: str = Field(description="The entity's text.")
+    type: str = Field(description="The entity's label.")
+    entity_idx: int = Field(description="The entity's place in the text's `entities` (from 0).")
+
+
+class RelationOut(BaseModel):
+    head: RelationEndOut = Field(description="The entity the relation goes from.")
+    tail: RelationEndOut = Field(description="The entity it goes to.")
+    relation: str = Field(description="The relation, as the request names it.")
+    score: float = Field(description="The model's probability for this pair and relation.")
+
+
 class TextResult(BaseModel):
     entities: list[EntityOut] = Field(description="The entities found, sorted by start.")
+    relations: list[RelationOut] | None = Field(
+        None,
+        description="With `relations` in the request: the relations found between the entities, ordered "
+        "by head, tail, then the order of the request's relations (as gliner's `predict_relations`).",
+    )
     html: str | None = Field(None, description="The text with its entities highlighted (with `html: true`).")
     table: str | None = Field(None, description="An HTML table of the entities (with `html: true`).")
 
@@ -345,6 +529,10 @@ class ModelInfo(BaseModel):
     batch_size: int = Field(description="Most texts the worker passes to the model at once.")
     queue_size: int = Field(description="Most requests waiting; beyond it the answer is 503.")
     limits: dict[str, int] = Field(description="The request limits, by name (see `Limits`).")
+    relations: bool = Field(
+        description="Whether the model extracts relations (`relations` in `POST /v1/entities`); "
+        "false: it finds entities only, and a request naming `relations` is refused (422)."
+    )
 
 
 class Health(BaseModel):
@@ -398,7 +586,11 @@ are in it, and the message names the one broken), or it breaks a rule the schema
 not as many label sets as `texts`; a text, label or description holds a lone
 surrogate (a JSON `\\ud800`, which is no Unicode text); a label or description holds the model's
 prompt tokens (`<<ENT>>`, `<<SEP>>`) or has too many subwords for the model's encoder (see
-`max_tokens` in `GET /v1/model`)."""
+`max_tokens` in `GET /v1/model`). Relations (with a model that extracts them): a relation is
+also an entity label (of the same text); a batch gives one relation set per text but not as many
+as `texts`; a relation holds the prompt token `<<REL>>`; the labels and relations of a text do not
+fit one prompt of the encoder. A model that finds entities only (`relations: false` in
+`GET /v1/model`) refuses `relations` and its thresholds."""
 
 
 # ---------------------------------------------------------------------- micro-batching
@@ -420,7 +612,8 @@ class _Part:
     work: _Work
     indices: list[int]  # the places of its texts in the request
     key: tuple
-    args: dict[str, Any]  # labels (one label set), threshold, flat, multi_label
+    args: dict[str, Any]  # labels (one label set), threshold, flat, multi_label[, relations and theirs]
+    method: str = "predict_batch"  # or "batch_predict_relations": (entities, relations) per text
 
     @property
     def texts(self) -> list[str]:
@@ -434,7 +627,7 @@ class _Work:
     texts: list[str]
     parts: list[_Part] = field(default_factory=list)
     future: Future = field(default_factory=Future)  # set by the worker thread
-    found: dict[int, list[Any]] = field(default_factory=dict)
+    found: dict[int, Any] = field(default_factory=dict)  # entities, or (entities, relations)
 
     def fill(self, part: _Part, found: list[list[Any]]) -> None:
         """Keep a part's entities; the request's answer once every part has them."""
@@ -453,30 +646,59 @@ def _group_key(labels: Any, threshold: Any, flat: bool, multi_label: bool) -> tu
     return lab, thr, bool(flat), bool(multi_label)
 
 
-def _parts(work: _Work, labels: Any, threshold: Any, flat: bool, multi_label: bool) -> list[_Part]:
-    """A request's parts: one, or one per distinct label set when it gives one per text.
+def _relation_key(relations: Any, relation_threshold: Any, adjacency_threshold: Any) -> tuple:
+    rel = ("dict", tuple(relations.items())) if isinstance(relations, Mapping) else ("list", tuple(relations))
+    return "relations", rel, relation_threshold, adjacency_threshold
+
+
+def _parts(
+    work: _Work,
+    labels: Any,
+    threshold: Any,
+    flat: bool,
+    multi_label: bool,
+    relations: Any = None,
+    relation_threshold: float | None = None,
+    adjacency_threshold: float | None = None,
+) -> list[_Part]:
+    """A request's parts: one, or one per distinct label set (and relation set, with relations)
+    when it gives one per text.
 
     With one label set per text, a per-label ``threshold`` is cut, for each text, to the labels of
-    that text: a text uses the thresholds of its own labels (the others are for other texts).
+    that text: a text uses the thresholds of its own labels (the others are for other texts). With
+    ``relations``, the parts call ``batch_predict_relations``, and their key holds the relation set
+    and thresholds too: only parts asking the same of the model run together.
     """
-    if not _per_text(labels):
-        key = _group_key(labels, threshold, flat, multi_label)
-        args = dict(labels=labels, threshold=threshold, flat=flat, multi_label=multi_label)
-        return [_Part(work, list(range(len(work.texts))), key, args)]
-    if len(labels) != len(work.texts):  # the library's own words
+    n = len(work.texts)
+    labels_per_text = _per_text(labels)
+    rels_per_text = relations is not None and _per_text(relations)
+    if labels_per_text and len(labels) != n:  # the library's own words
+        raise ValueError(f"got {len(labels)} label lists for {n} texts; give one per text or one for all")
+    if rels_per_text and len(relations) != n:
         raise ValueError(
-            f"got {len(labels)} label lists for {len(work.texts)} texts; give one per text or one for all"
+            f"got {len(relations)} relation lists for {n} texts; give one per text or one for all"
         )
     parts: dict[tuple, _Part] = {}
-    for i, label_set in enumerate(labels):
+    for i in range(n) if labels_per_text or rels_per_text else [None]:
+        label_set = labels[i] if labels_per_text else labels
         thr = threshold
-        if isinstance(threshold, Mapping):
+        if labels_per_text and isinstance(threshold, Mapping):
             thr = {k: v for k, v in threshold.items() if k in label_set}  # a dict's keys are its labels
         key = _group_key(label_set, thr, flat, multi_label)
+        args = dict(labels=label_set, threshold=thr, flat=flat, multi_label=multi_label)
+        method = "predict_batch"
+        if relations is not None:
+            rel_set = relations[i] if rels_per_text else relations
+            key += _relation_key(rel_set, relation_threshold, adjacency_threshold)
+            args.update(
+                relations=rel_set,
+                relation_threshold=relation_threshold,
+                adjacency_threshold=adjacency_threshold,
+            )
+            method = "batch_predict_relations"
         if key not in parts:
-            args = dict(labels=label_set, threshold=thr, flat=flat, multi_label=multi_label)
-            parts[key] = _Part(work, [], key, args)
-        parts[key].indices.append(i)
+            parts[key] = _Part(work, [], key, args, method)
+        parts[key].indices += range(n) if i is None else [i]
     return list(parts.values())
 
 
@@ -487,8 +709,11 @@ class MicroBatcher:
     ``batch_size`` texts, and calls ``model.predict_batch`` once per group of texts sharing
     a label set, threshold, flat and multi_label, across requests: a request that gives one
     label set per text is split by label set, so that each call has one label set, and its
-    texts join those of other requests with the same one. When a group fails, each of its
-    requests is run alone, so that only the faulty one gets the error.
+    texts join those of other requests with the same one. A request for relations is grouped
+    likewise, by its relation set and thresholds too, and its groups call
+    ``model.batch_predict_relations``: it shares the queue, the limits and the batches' size
+    with the others. When a group fails, each of its requests is run alone, so that only the
+    faulty one gets the error.
     """
 
     def __init__(
@@ -547,14 +772,26 @@ class MicroBatcher:
                 work.future.set_exception(Closed("the server is shutting down"))
 
     async def predict(
-        self, texts: Sequence[str], labels: Any, threshold: Any, flat: bool, multi_label: bool
-    ) -> list[list[Any]]:
+        self,
+        texts: Sequence[str],
+        labels: Any,
+        threshold: Any,
+        flat: bool,
+        multi_label: bool,
+        relations: Any = None,
+        relation_threshold: float | None = None,
+        adjacency_threshold: float | None = None,
+    ) -> list[Any]:
         """Entities per text, from the worker thread; raises :class:`QueueFull` at once when full.
 
-        ``labels`` is one label set for all texts, or a list of label sets, one per text.
+        ``labels`` is one label set for all texts, or a list of label sets, one per text. With
+        ``relations`` (one relation set, or one per text), ``(entities, relations)`` per text, from
+        ``model.batch_predict_relations``.
         """
         work = _Work(list(texts))
-        work.parts = _parts(work, labels, threshold, flat, multi_label)
+        work.parts = _parts(
+            work, labels, threshold, flat, multi_label, relations, relation_threshold, adjacency_threshold
+        )
         with self._lock:
             if self._closed:
                 raise Closed
@@ -604,7 +841,7 @@ class MicroBatcher:
         if self.on_batch is not None:
             self.on_batch(len(texts))
         try:
-            found = self.model.predict_batch(texts, batch_size=self.batch_size, **group[0].args)
+            found = getattr(self.model, group[0].method)(texts, batch_size=self.batch_size, **group[0].args)
             if len(found) != len(texts):
                 raise RuntimeError(f"the model returned {len(found)} results for {len(texts)} texts")
         except Exception as e:
@@ -706,10 +943,65 @@ def _check_request(req: TextRequest | BatchRequest, texts: list[str], limits: Li
     names = {name for _, labels in label_sets for name in labels}  # a dict's keys are its labels
     if isinstance(req.threshold, dict) and (unknown := set(req.threshold) - names):
         fail(f"threshold names labels that are not asked for: {sorted(unknown, key=repr)}")
+    relations = getattr(req, "relations", None)
+    if relations is not None:
+        _check_relations(req.labels, relations, texts, limits)
 
 
-def _result(text: str, entities: list[Any], html: bool) -> dict[str, Any]:
+def _check_relations(labels: Any, relations: Any, texts: list[str], limits: Limits) -> None:
+    """:func:`_check_request` for ``relations``: the limits of label sets, as many relation sets as
+    texts when there is one per text, and no relation named as an entity label of the same text
+    (the library's words)."""
+
+    def fail(message: str) -> None:
+        raise HTTPException(422, message)
+
+    rel_sets = _label_sets(relations, "relations")
+    if _per_text(relations):
+        n = len(relations)
+        if n > limits.max_texts:
+            fail(f"too many relation sets: {n}; the limit max_texts is {limits.max_texts}")
+        if n != len(texts):
+            fail(
+                f"relations has {n} relation set{'' if n == 1 else 's'} for {len(texts)} texts: give one "
+                "relation set per text (in the order of texts), or one relation set for all texts"
+            )
+    for where, rels in rel_sets:
+        if not rels:  # the library's own words
+            fail(
+                f"{where} is empty: give at least one relation, e.g. ['works for'], or leave out `relations`"
+            )
+        if len(rels) > limits.max_labels:
+            of = "" if where == "relations" else f" in {where}"
+            fail(f"too many relations{of}: {len(rels)}; the limit max_labels is {limits.max_labels}")
+        pairs = rels.items() if isinstance(rels, dict) else ((x, x) for x in rels)
+        for i, (name, description) in enumerate(pairs):
+            for what, value in (("relation", name), ("relation description", description)):
+                if len(value) > limits.max_label_chars:
+                    fail(
+                        f"the {what} of {where}[{i}] has {len(value)} characters; "
+                        f"the limit max_label_chars is {limits.max_label_chars}"
+                    )
+                if not value.strip():  # the library's own words
+                    fail(f"{what}s must not be empty or blank: {value!r}")
+    n = len(texts) if _per_text(labels) or _per_text(relations) else 1
+    for i in range(n):
+        label_set = labels[i] if _per_text(labels) else labels
+        rel_set = relations[i] if _per_text(relations) else relations
+        if clash := sorted(set(rel_set) & set(label_set)):  # a dict's keys are its names
+            of = f" of texts[{i}]" if n > 1 else ""
+            fail(
+                f"relation names must differ from the entity labels{of}; {clash} is both: rename the "
+                "relation (e.g. 'has location' for a relation beside the label 'location')"
+            )
+
+
+def _result(text: str, found: Any, html: bool) -> dict[str, Any]:
+    """One text's answer, from its entities or its ``(entities, relations)``."""
+    entities, relations = found if isinstance(found, tuple) else (found, None)
     out: dict[str, Any] = {"entities": [e.to_dict() for e in entities]}
+    if relations is not None:
+        out["relations"] = [r.to_dict() for r in relations]
     if html:
         out["html"], out["table"] = render(text, entities), render_table(text, entities)
     return out
@@ -825,7 +1117,8 @@ def _model_info(model: Predictor, name: str | None, **settings: Any) -> ModelInf
     return ModelInfo(
         name=_public(name or config.name), encoder=_public(config.encoder),
         max_words=positive_int(config.max_len, "model.config.max_len"),
-        max_tokens=positive_int(model.max_tokens, "model.max_tokens"), **settings,
+        max_tokens=positive_int(model.max_tokens, "model.max_tokens"), relations=extracts_relations(model),
+        **settings,
     )  # fmt: skip
 
 
@@ -844,9 +1137,14 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI app serving ``model`` (an :class:`~anyner.AnyNER`, or any :class:`Predictor`).
 
+    When the model extracts relations (:func:`extracts_relations`), requests may also ask for the
+    relations between the entities (:class:`RelationTextRequest`); otherwise they may not, and
+    the schema has no relation fields.
+
     Args:
         limits: what one request may hold (default :class:`Limits`).
-        batch_size: most texts the worker passes to ``predict_batch`` at once.
+        batch_size: most texts the worker passes to ``predict_batch`` (or
+            ``batch_predict_relations``) at once.
         queue_size: most requests waiting for the worker; more are answered 503.
         max_wait_ms: how long the worker waits for more requests to fill a batch.
         name: the model's name in ``GET /v1/model`` (default ``model.config.name``).
@@ -868,7 +1166,8 @@ def create_app(
         raise ValueError(f"shutdown_timeout must be seconds in [0, 3600], got {shutdown_timeout!r}")
     batcher = MicroBatcher(model, batch_size=batch_size, queue_size=queue_size, max_wait_ms=max_wait_ms)
     info = _model_info(model, name, batch_size=batch_size, queue_size=queue_size, limits=asdict(limits))
-    text_model, batch_model = request_models(limits)
+    relex = extracts_relations(model)
+    text_model, batch_model = request_models(limits, relations=relex)
     body_type = _body_type(text_model, batch_model)
     page, script = _web_file("index.html"), _web_file("app.js")
     prometheus = None
@@ -988,16 +1287,27 @@ def create_app(
         texts = [req.text] if isinstance(req, TextRequest) else list(req.texts)
         _check_request(req, texts, limits)
         flat = not req.nested if req.nested is not None else req.flat
+        # (None without relations: the request models of an entity-only model have no such fields)
+        relations = getattr(req, "relations", None)
+        rel_options = {k: getattr(req, k) for k in RELATION_FIELDS} if relations is not None else {}
         if not texts:  # nothing to run, but the labels and threshold are still checked
             try:
-                model.predict_batch(
-                    [], req.labels, threshold=req.threshold, flat=flat, multi_label=req.multi_label
-                )
+                if relations is not None:
+                    model.batch_predict_relations(  # type: ignore[attr-defined]
+                        [], req.labels, threshold=req.threshold, flat=flat, multi_label=req.multi_label,
+                        **rel_options,
+                    )  # fmt: skip
+                else:
+                    model.predict_batch(
+                        [], req.labels, threshold=req.threshold, flat=flat, multi_label=req.multi_label
+                    )
             except (ValueError, TypeError) as e:
                 raise HTTPException(422, str(e)) from e
             return {"results": []}
         try:
-            found = await batcher.predict(texts, req.labels, req.threshold, flat, req.multi_label)
+            found = await batcher.predict(
+                texts, req.labels, req.threshold, flat, req.multi_label, **rel_options
+            )
         except QueueFull:
             raise HTTPException(
                 503,
@@ -1032,7 +1342,8 @@ def create_app(
         dependencies=guarded,
         response_model=TextResult | BatchResult,
         response_model_exclude_none=True,
-        summary="Find entities in one text or a batch",
+        summary="Find entities in one text or a batch"
+        + (", and the relations between them" if relex else ""),
         responses=errors,
     )(entities)
     return app

@@ -24,6 +24,12 @@ Config (all but ``labels`` optional):
   component groups of docs (its own ``batch_size``), each predicted in one call.
 - ``overwrite_ents``: with ``nested=False``, replace entities already in ``doc.ents``
   (True) or keep them and add only the entities that do not overlap them (False, default).
+- ``relations``: relation names, or a dict relation -> description, to find between the
+  entities (see Relations below); None (default): entities only.
+- ``relation_threshold``: minimum relation score; None (default) is ``threshold`` (0.5
+  when that is a dict).
+- ``adjacency_threshold``: the pair filter of the model's adjacency layer; None (default)
+  is ``threshold`` (0.5 when that is a dict).
 
 Alignment policy. anyner finds entities as character offsets of ``doc.text``; spaCy
 spans are made of whole tokens, and the two tokenizations can disagree (spaCy keeps
@@ -46,6 +52,21 @@ component's ``stats`` and logged as a warning on the ``anyner.spacy`` logger.
 
 Scores: each span the component sets carries the model's score in
 ``span._.anyner_score`` (None on spans it did not set).
+
+Relations. With ``relations`` set, the model must be a relation-extraction model (a GLiNER
+span relex checkpoint, such as a folder saved from gliner's ``UniEncoderSpanRelexGLiNER``;
+the built-in model finds entities only), and the component calls its
+``batch_predict_relations``. ``doc._.anyner_relations`` is a list of dicts (head, tail,
+label, score) whose head and tail are the spans the relation's entities became, in
+``doc.ents`` or, when nested, in ``doc.spans[spans_key]``; it is an empty list when
+relations are off or none were found. A relation whose head or tail entity was not set
+(unaligned or in conflict, as above) is not lost: it is appended to ``doc._.anyner_dropped``
+with reason ``"relation endpoint dropped"``, as a dict of head and tail (each the entity as
+anyner found it: start, end, text, label, score), label, score, ``endpoint`` (``"head"``,
+``"tail"`` or ``"head and tail"``: which entity was not set), reason and component.
+``doc._.anyner_relations`` is computed from token offsets kept in
+``doc._.anyner_relation_offsets``, so a doc still serializes (``Doc.to_bytes``, ``DocBin``,
+``nlp.pipe(n_process=2)``): spaCy cannot serialize span objects held in ``doc._``.
 """
 
 import logging
@@ -61,13 +82,17 @@ try:
 except ImportError as e:  # absolute imports: this is the real spaCy, not this module
     raise ImportError(f'anyner.spacy needs spaCy ({e}): pip install "anyner[spacy]"') from e
 
-from anyner.types import Entity
+from anyner import validate
+from anyner.types import Entity, Relation
 
 __all__ = ["ALIGNMENT_MODES", "AnyNERComponent", "make_anyner"]
 
 ALIGNMENT_MODES = ("expand", "contract", "strict")
 DROPPED = "anyner_dropped"  # doc._.anyner_dropped
 SCORE = "anyner_score"  # span._.anyner_score
+RELATIONS = "anyner_relations"  # doc._.anyner_relations: dicts with spans, read from RELATION_OFFSETS
+RELATION_OFFSETS = "anyner_relation_offsets"  # doc._.anyner_relation_offsets: the same, in token offsets
+ENDPOINT_DROPPED = "relation endpoint dropped"  # the reason of a relation in doc._.anyner_dropped
 
 logger = logging.getLogger("anyner.spacy")
 
@@ -80,6 +105,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "alignment_mode": "expand",
     "batch_size": 8,
     "overwrite_ents": False,
+    "relations": None,
+    "relation_threshold": None,
+    "adjacency_threshold": None,
 }
 
 
@@ -92,6 +120,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "token.ent_type",
         "doc.spans",
         f"doc._.{DROPPED}",
+        f"doc._.{RELATION_OFFSETS}",
         f"span._.{SCORE}",
     ],
 )
@@ -106,23 +135,35 @@ def make_anyner(
     alignment_mode: str,
     batch_size: int,
     overwrite_ents: bool,
+    relations: list[str] | dict[str, str] | None,
+    relation_threshold: float | None,
+    adjacency_threshold: float | None,
 ) -> "AnyNERComponent":
     """Build the ``anyner`` component: load ``model`` (None: the built-in model)."""
     from anyner.pipeline import AnyNER
 
     _check_labels(labels)
+    if relations is not None and model in (None, "builtin"):
+        raise ValueError(
+            "the anyner component's relations need a relation-extraction model, and the built-in model "
+            "finds entities only: set model to a GLiNER relation-extraction checkpoint, a folder or Hub id "
+            "(such as a folder saved from gliner's UniEncoderSpanRelexGLiNER)"
+        )
     return AnyNERComponent(
         name, AnyNER.from_pretrained(model), labels, threshold=threshold, nested=nested,
         spans_key=spans_key, alignment_mode=alignment_mode, batch_size=batch_size,
-        overwrite_ents=overwrite_ents,
+        overwrite_ents=overwrite_ents, relations=relations, relation_threshold=relation_threshold,
+        adjacency_threshold=adjacency_threshold,
     )  # fmt: skip
 
 
 class AnyNERComponent(Pipe):
     """Sets anyner's entities on spaCy docs (see the module docstring for the policy).
 
-    ``ner`` is a loaded :class:`anyner.AnyNER` (anything with its ``predict_batch``).
-    ``stats`` counts docs, entities found, set, and dropped by reason.
+    ``ner`` is a loaded :class:`anyner.AnyNER` (anything with its ``predict_batch``, and with
+    ``relations`` its ``batch_predict_relations``). ``stats`` counts docs, entities found, set,
+    and dropped by reason; with relations also relations found and set
+    (``relations_found``, ``relations_set``) and those dropped (``relation endpoint dropped``).
     """
 
     def __init__(
@@ -137,6 +178,9 @@ class AnyNERComponent(Pipe):
         alignment_mode: str = "expand",
         batch_size: int = 8,
         overwrite_ents: bool = False,
+        relations: Sequence[str] | Mapping[str, str] | None = None,
+        relation_threshold: float | None = None,
+        adjacency_threshold: float | None = None,
     ):
         _check_labels(labels)
         if alignment_mode not in ALIGNMENT_MODES:
@@ -154,13 +198,30 @@ class AnyNERComponent(Pipe):
         self.alignment_mode = alignment_mode
         self.batch_size = batch_size
         self.overwrite_ents = bool(overwrite_ents)
+        self.relations = None if relations is None else _relation_config(relations)
+        self.relation_threshold = _threshold(relation_threshold, "relation_threshold")
+        self.adjacency_threshold = _threshold(adjacency_threshold, "adjacency_threshold")
         self.stats: Counter[str] = Counter()
         # checks labels and thresholds now, not on the first doc (an empty text runs no model)
-        ner.predict_batch([""], self.label_config, threshold=self.threshold)
-        if not Doc.has_extension(DROPPED):
-            Doc.set_extension(DROPPED, default=None)
-        if not Span.has_extension(SCORE):
-            Span.set_extension(SCORE, default=None)
+        if self.relations is None:
+            thresholds = {
+                "relation_threshold": relation_threshold,
+                "adjacency_threshold": adjacency_threshold,
+            }
+            for what, value in thresholds.items():
+                if value is not None:
+                    raise ValueError(f"{what} applies to relations only: set relations too")
+            ner.predict_batch([""], self.label_config, threshold=self.threshold)
+        else:
+            try:
+                self._predict_relations([""])
+            except NotImplementedError as e:
+                raise NotImplementedError(
+                    f"the anyner component's relations need a relation-extraction model (a GLiNER "
+                    f"checkpoint folder or Hub id, such as a folder saved from gliner's "
+                    f"UniEncoderSpanRelexGLiNER): {e}"
+                ) from e
+        _register_extensions()
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -181,69 +242,172 @@ class AnyNERComponent(Pipe):
                 continue
             yield from docs
 
-    def predict(self, docs: Sequence[Doc]) -> list[list[Entity]]:
-        """anyner's entities for each doc, as character offsets of ``doc.text``."""
+    def predict(self, docs: Sequence[Doc]) -> list[list[Entity]] | list[tuple[list[Entity], list[Relation]]]:
+        """anyner's entities for each doc, as character offsets of ``doc.text``; with
+        ``relations``, an ``(entities, relations)`` pair for each doc."""
+        texts = [doc.text for doc in docs]
+        if self.relations is not None:
+            return self._predict_relations(texts)
         return self.ner.predict_batch(
-            [doc.text for doc in docs], self.label_config, batch_size=self.batch_size,
-            threshold=self.threshold, flat=not self.nested,
+            texts, self.label_config, batch_size=self.batch_size, threshold=self.threshold,
+            flat=not self.nested,
         )  # fmt: skip
 
-    def set_annotations(self, docs: Sequence[Doc], entities: Sequence[list[Entity]]) -> None:
-        for doc, ents in zip(docs, entities, strict=True):
-            self._annotate(doc, ents)
+    def _predict_relations(self, texts: list[str]) -> list[tuple[list[Entity], list[Relation]]]:
+        return self.ner.batch_predict_relations(
+            texts, self.label_config, self.relations, batch_size=self.batch_size, threshold=self.threshold,
+            relation_threshold=self.relation_threshold, adjacency_threshold=self.adjacency_threshold,
+            flat=not self.nested,
+        )  # fmt: skip
+
+    def set_annotations(
+        self,
+        docs: Sequence[Doc],
+        entities: Sequence[list[Entity]] | Sequence[tuple[list[Entity], list[Relation]]],
+    ) -> None:
+        """Set each doc's entities (and relations), as :meth:`predict` gives them."""
+        for doc, found in zip(docs, entities, strict=True):
+            if isinstance(found, tuple):
+                self._annotate(doc, *found)
+            else:
+                self._annotate(doc, found, None)
 
     # ------------------------------------------------------------------ one doc
 
-    def _annotate(self, doc: Doc, ents: list[Entity]) -> None:
+    def _annotate(self, doc: Doc, ents: list[Entity], relations: list[Relation] | None) -> None:
         aligned, dropped = [], []
-        for e in ents:
+        for i, e in enumerate(ents):
             span = doc.char_span(e.start, e.end, label=e.label, alignment_mode=self.alignment_mode)
             if span is None or len(span) == 0:
                 dropped.append(self._record(e, "unaligned"))
             else:
-                aligned.append((span, e))
+                aligned.append((span, e, i))
         # best score first: a conflict keeps the higher-scoring entity (ties: the earlier one)
-        aligned.sort(key=lambda se: (-se[1].score, se[0].start, se[0].end))
-        kept: list[tuple[Span, Entity]] = []
+        aligned.sort(key=lambda sei: (-sei[1].score, sei[0].start, sei[0].end))
+        kept: list[tuple[Span, Entity, int]] = []
         if self.nested:
             seen: set[tuple[int, int]] = set()
-            for span, e in aligned:
+            for span, e, i in aligned:
                 if (span.start, span.end) in seen:
                     dropped.append(self._record(e, "conflict"))
                     continue
                 seen.add((span.start, span.end))
-                kept.append((span, e))
-            kept.sort(key=lambda se: (se[0].start, -se[0].end))
-            doc.spans[self.spans_key] = [span for span, _ in kept]
+                kept.append((span, e, i))
+            kept.sort(key=lambda sei: (sei[0].start, -sei[0].end))
+            doc.spans[self.spans_key] = [span for span, _, _ in kept]
         else:
             existing = [] if self.overwrite_ents else list(doc.ents)
             taken = [False] * len(doc)
             for span in existing:
                 taken[span.start : span.end] = [True] * len(span)
-            for span, e in aligned:
+            for span, e, i in aligned:
                 if any(taken[span.start : span.end]):
                     dropped.append(self._record(e, "conflict"))
                     continue
                 taken[span.start : span.end] = [True] * len(span)
-                kept.append((span, e))
-            doc.ents = sorted(existing + [span for span, _ in kept], key=lambda s: s.start)
-        for span, e in kept:  # stored by character offsets: doc.ents' new Span objects see it too
+                kept.append((span, e, i))
+            doc.ents = sorted(existing + [span for span, _, _ in kept], key=lambda s: s.start)
+        for span, e, _ in kept:  # stored by character offsets: doc.ents' new Span objects see it too
             span._.set(SCORE, e.score)
+        self.stats.update(docs=1, found=len(ents), set=len(kept))
+        if relations is not None:
+            dropped += self._set_relations(doc, ents, relations, {i: span for span, _, i in kept})
         previous = doc._.get(DROPPED) or []
         doc._.set(DROPPED, previous + dropped)
-        self.stats.update(docs=1, found=len(ents), set=len(kept))
         self.stats.update(d["reason"] for d in dropped)
         if dropped:
             reasons = Counter(d["reason"] for d in dropped)
+            n_rel = reasons.get(ENDPOINT_DROPPED, 0)
             logger.warning(
-                "%s: %d of %d entities found in a doc were not set (%s, alignment_mode=%r); "
+                "%s: %d of %d entities%s found in a doc were not set (%s, alignment_mode=%r); "
                 "they are listed in doc._.%s",
-                self.name, len(dropped), len(ents), ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())),
-                self.alignment_mode, DROPPED,
+                self.name, len(dropped) - n_rel, len(ents),
+                f" and {n_rel} of {len(relations or ())} relations" if n_rel else "",
+                ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())), self.alignment_mode, DROPPED,
             )  # fmt: skip
+
+    def _set_relations(
+        self, doc: Doc, ents: list[Entity], relations: list[Relation], spans: dict[int, Span]
+    ) -> list[dict[str, Any]]:
+        """Store the relations whose head and tail entities became ``spans`` (entity index -> span)
+        on ``doc``; return the records of the others, for ``doc._.anyner_dropped``."""
+        offsets, dropped = [], []
+        for r in relations:
+            head = spans.get(_index(ents, r.head, r.head_index))
+            tail = spans.get(_index(ents, r.tail, r.tail_index))
+            if head is None or tail is None:
+                dropped.append(self._relation_record(r, head is None, tail is None))
+            else:
+                offsets.append(
+                    {"head": _offsets(head), "tail": _offsets(tail), "label": r.label, "score": r.score}
+                )
+        doc._.set(RELATION_OFFSETS, (doc._.get(RELATION_OFFSETS) or []) + offsets)
+        self.stats.update(relations_found=len(relations), relations_set=len(offsets))
+        return dropped
 
     def _record(self, e: Entity, reason: str) -> dict[str, Any]:
         return {**e.to_dict(), "reason": reason, "component": self.name}
+
+    def _relation_record(self, r: Relation, head_dropped: bool, tail_dropped: bool) -> dict[str, Any]:
+        endpoint = "head and tail" if head_dropped and tail_dropped else "head" if head_dropped else "tail"
+        return {
+            "head": r.head.to_dict(), "tail": r.tail.to_dict(), "label": r.label, "score": r.score,
+            "endpoint": endpoint, "reason": ENDPOINT_DROPPED, "component": self.name,
+        }  # fmt: skip
+
+
+def _index(ents: list[Entity], e: Entity, index: int) -> int:
+    """The position of a relation's head or tail in its entity list: ``index`` when it is known."""
+    if 0 <= index < len(ents) and ents[index] == e:
+        return index
+    return next((i for i, x in enumerate(ents) if x == e), -1)
+
+
+def _offsets(span: Span) -> list[Any]:
+    """A span as plain data (start token, end token, label) that a doc serializes."""
+    return [span.start, span.end, span.label_]
+
+
+def _relations(doc: Doc) -> list[dict[str, Any]]:
+    """``doc._.anyner_relations``: the relations of ``doc._.anyner_relation_offsets``, with spans."""
+    return [
+        {
+            "head": Span(doc, *r["head"][:2], label=r["head"][2]),
+            "tail": Span(doc, *r["tail"][:2], label=r["tail"][2]),
+            "label": r["label"],
+            "score": r["score"],
+        }
+        for r in doc._.get(RELATION_OFFSETS) or []
+    ]
+
+
+def _register_extensions() -> None:
+    if not Doc.has_extension(DROPPED):
+        Doc.set_extension(DROPPED, default=None)
+    if not Doc.has_extension(RELATION_OFFSETS):
+        Doc.set_extension(RELATION_OFFSETS, default=None)
+    if not Doc.has_extension(RELATIONS):
+        Doc.set_extension(RELATIONS, getter=_relations)
+    if not Span.has_extension(SCORE):
+        Span.set_extension(SCORE, default=None)
+
+
+def _threshold(value: Any, what: str) -> float | None:
+    return None if value is None else validate.threshold(value, what)
+
+
+def _relation_config(relations: Any) -> list[str] | dict[str, str]:
+    if isinstance(relations, str):
+        raise TypeError(
+            f"relations must be a list of strings or a dict relation -> description, not the string {relations!r}"
+        )
+    if isinstance(relations, Mapping):
+        return dict(relations)
+    if isinstance(relations, Sequence):
+        return list(relations)
+    raise TypeError(
+        f"relations must be a list of strings or a dict relation -> description, got {type(relations).__name__}"
+    )
 
 
 def _check_labels(labels: Any) -> None:

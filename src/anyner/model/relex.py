@@ -185,6 +185,21 @@ class RelexGLiNERModel(GLiNERModel):
         end = span.project_end(words[spans[:, 1] - 1])
         return span.out_project(torch.cat([start, end], dim=-1).relu())
 
+    def pair_logits(
+        self, words: torch.Tensor, spans: torch.Tensor, rels: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Every ordered pair of one text's spans, unfiltered (training reads them all).
+
+        Returns:
+            the adjacency scores (n, n) (None with ``relations_layer="none"``) and the relation
+            logits (n, n, R) of pair (head i, tail j); the diagonal is meaningless.
+        """
+        x = self.span_vectors(words, spans)  # (n, D)
+        n = x.shape[0]
+        adjacency = self.adjacency(x) if self.adjacency is not None else None
+        pairs = torch.cat([x[:, None, :].expand(n, n, -1), x[None, :, :].expand(n, n, -1)], dim=-1)
+        return adjacency, self.pair_proj(pairs) @ rels.T
+
     def relations(
         self, words: torch.Tensor, spans: torch.Tensor, rels: torch.Tensor, adjacency_threshold: float
     ) -> tuple[torch.Tensor, torch.Tensor]:

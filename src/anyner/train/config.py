@@ -40,7 +40,9 @@ class DataSource:
     path: str
     weight: float = 1.0  # sampling weight relative to the other sources
     label_map: str | None = None  # name of a packaged label map (codes -> natural names)
-    format: str | None = None  # "gliner", "benchmark" or "conll"; None = detect
+    format: str | None = (
+        None  # "gliner", "benchmark", "conll" or "relations" (relation models); None = detect
+    )
     max_records: int | None = None  # read at most this many records
     keep_empty: float = 1.0  # fraction of records without any span to keep
 
@@ -61,6 +63,10 @@ class TrainSettings:
     seed: int = 0
     neg_ratio: float = 1.0  # negative labels per positive label: 1.0 = about half the prompt
     max_types: int = 25
+    max_relations: int = 25  # relation models: most relation names in one prompt
+    exclude_relations: list[str] = field(
+        default_factory=list
+    )  # relation names left out of training (zero-shot)
     drop_labels: float = 0.5  # probability that an example keeps only a random subset of its labels
     mix_corpora: bool = True  # each example of a batch picks its corpus; False: one corpus per batch
     rename_labels: float = 0.0  # probability that a prompted label takes another of its names
@@ -150,7 +156,7 @@ def config_from_dict(raw: dict[str, Any], base: Path | None = None) -> TrainConf
         return str((base / p).resolve())
 
     table = dict(raw.get("model", {}))
-    known = {"encoder", "init_from", "type", "labels_encoder", *MODEL_FIELDS}
+    known = {"encoder", "init_from", "type", "labels_encoder", "relations_layer", *MODEL_FIELDS}
     unknown = set(table) - known
     if unknown:
         raise ValueError(f"[model]: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -167,6 +173,15 @@ def config_from_dict(raw: dict[str, Any], base: Path | None = None) -> TrainConf
             fields_.setdefault("span_mode", row.span_modes[0])  # token-level types have one span mode
         if not row.labels_in_prompt:
             fields_["labels_encoder"] = table.pop("labels_encoder", None) or "minilm"
+    if fields_.get("model_type") == "uni_encoder_span_relex":
+        from anyner.model.relex import RELATION_LAYERS
+
+        layer = table.pop("relations_layer", "dot")
+        if layer not in RELATION_LAYERS:
+            raise ValueError(f"[model]: relations_layer = {layer!r}; known: {', '.join(RELATION_LAYERS)}")
+        fields_["extra"] = {"relations_layer": layer, "rel_token": "<<REL>>", "embed_rel_token": True}
+    elif "relations_layer" in table:
+        raise ValueError('[model]: relations_layer is only for type = "uni_encoder_span_relex"')
     if "labels_encoder" in table:
         raise ValueError(
             '[model]: labels_encoder is only for bi-encoder types (type = "bi_encoder_span" ...)'

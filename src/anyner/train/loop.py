@@ -167,7 +167,33 @@ class Trainer:
         # the widest gold span the network can score: max_width words for span models, a whole
         # window for token-level ones
         t = config.train
-        self.mix = Mix(load_corpora(config.data, t.seed, log), t, getattr(cfg, row.max_span_words))
+        self.relex = cfg.model_type == "uni_encoder_span_relex"
+        relation_sources = [d for d in config.data if d.format == "relations"]
+        if self.relex:
+            from anyner.relations import RelexPrompts
+            from anyner.train.relex import RelexMix, load_relation_corpus
+
+            if getattr(self, "world", None) is not None and self.world.active:
+                raise NotImplementedError(
+                    "relation models train in one process for now: run anyner train without torchrun"
+                )
+            entity_sources = [d for d in config.data if d.format != "relations"]
+            entity_mix = (
+                Mix(load_corpora(entity_sources, t.seed, log), t, cfg.max_width) if entity_sources else None
+            )
+            corpora = [
+                load_relation_corpus(d, cfg.max_len, t.exclude_relations, log) for d in relation_sources
+            ]
+            weight = sum(d.weight for d in entity_sources)
+            self.mix = RelexMix(corpora, entity_mix, weight, t, cfg.max_width)
+            self._relex_prompts = RelexPrompts(model.featurizer)
+        else:
+            if relation_sources:
+                raise ValueError(
+                    f'{relation_sources[0].path}: format = "relations" trains relation models; set '
+                    '[model] type = "uni_encoder_span_relex" (or give this model entity data)'
+                )
+            self.mix = Mix(load_corpora(config.data, t.seed, log), t, getattr(cfg, row.max_span_words))
         self.spans_lost = 0  # gold spans in no window of their record (since this process started)
 
     def batch(self, items: list[TrainItem]):
@@ -199,6 +225,15 @@ class Trainer:
         sum over the number of pairs of the whole batch.
         """
         t = self.config.train
+        if self.relex:
+            from anyner.train.relex import relex_batch, relex_loss
+
+            rb = relex_batch(self.model.featurizer, self._relex_prompts, items, self.model.config.max_width)
+            self.spans_lost += rb.lost
+            total, scored = relex_loss(self.net, rb, t, self.device)
+            if t.reduction == "mean":
+                total = total / max(1, scored)
+            return total, total.detach()
         batch, gold = self.batch(items)
         tensors = batch.tensors(self.device)
         targets, mask = gold.tensors(self.device)
