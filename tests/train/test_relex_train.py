@@ -199,3 +199,31 @@ def test_relation_loss_reaches_every_layer(tmp_path, tiny_bert_dir, layer):
     assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith("span"))
     if layer != "dot":  # dot has no weights of its own
         assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith("adjacency"))
+
+
+def test_a_relation_model_starts_from_a_span_model(tmp_path, tiny_bert_dir):
+    """``init_from`` an entity model with ``type = "uni_encoder_span_relex"``: the entity part keeps
+    every weight (the word embeddings gain the <<REL>> row), the relation head is new, and the
+    result saves, reloads and answers predict_relations."""
+    from anyner.train.relex import relex_from_span_model
+
+    span = AnyNER.from_encoder(tiny_bert_dir, hidden_size=32, max_width=4)
+    before = {k: v.clone() for k, v in span.model.state_dict().items()}
+    relex = relex_from_span_model(span, "bilinear")
+    assert relex.config.model_type == "uni_encoder_span_relex"
+    assert relex.config.extra["relations_layer"] == "bilinear"
+    after = relex.model.state_dict()
+    for name, value in before.items():
+        if value.shape == after[name].shape:
+            assert torch.equal(value, after[name]), name
+        else:  # the word embeddings, one row longer
+            assert after[name].shape[0] == value.shape[0] + 1 and torch.equal(
+                after[name][: len(value)], value
+            )
+    assert any(k.startswith("pair_proj.") for k in after) and any(k.startswith("adjacency.") for k in after)
+    folder = relex.save_pretrained(tmp_path / "relex")
+    again = AnyNER.from_pretrained(folder)
+    ents, rels = again.predict_relations("Alice works for Acme.", LABELS, RELATIONS, threshold=0.0)
+    assert len(ents) > 0 and all(r.label in RELATIONS for r in rels)
+    with pytest.raises(ValueError, match="starts from a span model"):
+        relex_from_span_model(relex, "dot")

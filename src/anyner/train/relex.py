@@ -24,6 +24,7 @@ training data entirely (positives and negatives), to measure zero-shot relation 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -105,6 +106,33 @@ def load_relation_corpus(
         f"{len(relations)} types; {lost} relations across windows, {dropped} excluded by name)"
     )
     return RelationCorpus(Path(src.path).name, kept, src.weight, labels, relations)
+
+
+def relex_from_span_model(model: Any, relations_layer: str) -> Any:
+    """A relation model whose entity part is ``model``'s (a span model, e.g. the built-in one): the
+    same encoder, span and label layers and weights, a new ``<<REL>>`` token and a new relation
+    head (adjacency layer and pair MLP, randomly initialised). For ``init_from`` an entity model
+    with ``[model] type = "uni_encoder_span_relex"``: training starts from its entity skills."""
+    from anyner import checkpoint, model_types
+    from anyner.pipeline import AnyNER
+
+    cfg = model.config
+    if cfg.model_type != "uni_encoder_span":
+        raise ValueError(
+            f"a relation model starts from a span model (uni_encoder_span); this one is {cfg.model_type}"
+        )
+    extra = {**cfg.extra, "relations_layer": relations_layer, "rel_token": "<<REL>>", "embed_rel_token": True}
+    relex = dataclasses.replace(cfg, model_type="uni_encoder_span_relex", extra=extra)
+    net = model_types.build_network(relex, model.hf_config)
+    missing, unexpected = net.load_state_dict(model.model.state_dict(), strict=False)
+    new = [k for k in missing if not k.startswith(("adjacency.", "pair_proj."))]
+    if unexpected or new:
+        raise ValueError(f"the span model's weights do not fit a relation model: {unexpected or new}")
+    relex = checkpoint.add_relation_token(model.tokenizer, relex)
+    net.encoder.resize_vocab(relex.vocab_size)
+    model.hf_config.vocab_size = relex.vocab_size
+    net.config = relex
+    return AnyNER(net, model.tokenizer, model.hf_config, device=model.device)
 
 
 def _names(
@@ -302,5 +330,5 @@ def relex_loss(net: Any, rb: RelexBatch, t: TrainSettings, device: torch.device)
     return total, scored
 
 
-__all__ = ["UNTYPED_LABEL", "RelationCorpus", "RelexBatch", "RelexItem", "RelexMix", "load_relation_corpus",
+__all__ = ["UNTYPED_LABEL", "RelationCorpus", "RelexBatch", "RelexItem", "RelexMix", "load_relation_corpus", "relex_from_span_model",
            "relex_batch", "relex_loss"]  # fmt: skip
