@@ -813,3 +813,98 @@ def test_http_odd_json_gets_422_not_500(client, body, needle):
     status, got = post(client, body)
     assert status == 422, got
     assert needle in json.dumps(got)
+
+
+# ---------------------------------------------------------------------- relation extraction
+
+RELATION_WORDS = [
+    "works for", "located in", "part of", "founded", "person", "organization", "<<REL>>", "a <<REL>> b",
+    "<<SEP>> x", "<<ENT>>", "", " ", "\t", "東京", "x,y", "😀", "e\u0301",
+]  # fmt: skip
+GOOD_RELATIONS = ["works for", "located in", "part of", "founded", "born in", "東京", "x,y", "e\u0301"]
+RELATION_SETS = st.one_of(
+    st.lists(st.sampled_from(GOOD_RELATIONS), min_size=1, max_size=5),  # valid (duplicates collapse)
+    st.lists(st.sampled_from(GOOD_RELATIONS), min_size=1, max_size=5),  # (listed twice: drawn twice as often)
+    st.dictionaries(st.sampled_from(GOOD_RELATIONS), st.sampled_from(GOOD_RELATIONS), min_size=1, max_size=3),
+    st.lists(st.sampled_from(RELATION_WORDS) | st.text(max_size=10), max_size=6),  # anything
+    st.dictionaries(st.sampled_from(RELATION_WORDS), st.sampled_from(RELATION_WORDS), max_size=4),
+    st.sampled_from(["works for", None, 3, [1], [None], {"a": 1}, b"ab"]),
+    st.just([f"relation number {i}" for i in range(3000)]),  # far more than one prompt holds
+)
+SENTENCES = [
+    "Bill Gates founded Microsoft in Albuquerque, New Mexico, on April 4, 1975.",
+    "Angela Merkel met Emmanuel Macron in Paris to discuss the European Union budget.",
+    "Apple hired Tim Cook from Compaq , and he later ran the company from Cupertino .",
+]
+
+
+def relation_error(relations, labels) -> bool:
+    """Whether ``relations`` is invalid beside valid ``labels``, by the documented rules."""
+    if isinstance(relations, (str, bytes)) or not isinstance(relations, (Sequence, Mapping)):
+        return True
+    pairs = list(relations.items()) if isinstance(relations, Mapping) else [(x, x) for x in relations]
+    if not pairs:
+        return True
+    for value in (v for pair in pairs for v in pair):
+        if not isinstance(value, str) or not value.strip():
+            return True
+        if any(tok in value for tok in ("<<ENT>>", "<<SEP>>", "<<REL>>")):
+            return True
+    return bool(set(names_of(relations)) & set(names_of(labels)))
+
+
+@pytest.mark.slow
+def test_predict_relations_properties(relex_dot):
+    """predict_relations (nested entities) on arbitrary texts and relation sets (empty, blank,
+    holding prompt tokens, named as a label, 3,000 of them, wrongly typed): a ValueError or TypeError exactly when the
+    relations are invalid (or too many for one prompt, which the message says), else entities as
+    predict checks them and relations between two different returned entities, with a name that
+    was asked for and a score above the relation threshold; fewer than two entities, no relation."""
+    model = AnyNER.from_pretrained(relex_dot)
+    found = Found("test_predict_relations_properties")
+    labels = ["person", "organization", "location"]
+
+    @fuzz(0.2)
+    @given(
+        text=st.sampled_from(SENTENCES) | texts(surrogates=False),
+        relations=RELATION_SETS,
+        threshold=st.sampled_from([0.3, 0.5, 0.7, 1.0]),
+    )
+    @example(text=SENTENCES[0], relations=["founded", "located in"], threshold=0.3)
+    @example(text=SENTENCES[1], relations={"met": "met with", "located in": "is in"}, threshold=0.3)
+    @example(text="Bill Gates founded Microsoft in Albuquerque.", relations=["founded"], threshold=0.5)
+    @example(text="Paris", relations=["located in"], threshold=0.0)
+    @example(text="", relations=["founded"], threshold=0.5)
+    @found.counted
+    def check(text, relations, threshold):
+        try:
+            ents, rels = model.predict_relations(
+                text,
+                labels,
+                relations,
+                threshold=threshold,
+                relation_threshold=0.1,
+                adjacency_threshold=0.1,
+                flat=False,
+            )  # a random head: nested entities and low relation thresholds, so that relations are found
+        except (ValueError, TypeError) as e:
+            event("invalid arguments")
+            assert relation_error(relations, labels) or "subwords" in str(e), (relations, e)
+            return
+        assert not relation_error(relations, labels), relations
+        check_entities(text, ents, labels, threshold, False, False, split=True)
+        names = names_of(relations)
+        for r in rels:
+            assert r.head_index != r.tail_index
+            assert ents[r.head_index] is r.head and ents[r.tail_index] is r.tail
+            assert r.label in names and 0.1 < r.score <= 1.0
+        if len(ents) < 2:
+            assert rels == []
+        found.add([ents])
+        n_relations.append(len(rels))
+
+    n_relations: list[int] = []
+    check()
+    found.check()
+    print(f"{sum(n_relations)} relations")
+    assert sum(n_relations) > 0, "no relation in any valid case: the property asserted little"
