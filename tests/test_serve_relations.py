@@ -27,7 +27,7 @@ from anyner.serve import RELATION_FIELDS, Limits, create_app  # noqa: E402
 from anyner.serve import _per_text as per_text  # noqa: E402
 from anyner.types import Relation  # noqa: E402
 from tests.conftest import RELATIONS, StubModel, in_thread, ood_sample, same_entities, wait_until  # noqa: E402
-from tests.test_serve import client_for, one_torch_thread  # noqa: E402, F401  (the fixture applies here too)
+from tests.test_serve import client_for, one_torch_thread, queue_in_order  # noqa: E402, F401  (the fixture applies here too)
 
 REQUEST_FIELDS = {"text", "texts", "labels", "threshold", "flat", "nested", "multi_label", "html"}
 TOL = 1e-5  # a batch padded otherwise moves a score by ~1e-7
@@ -436,15 +436,6 @@ def test_answers_hold_the_relations_with_entity_indices():
 
 
 # ---------------------------------------------------------------------- the queue
-
-
-def queue_in_order(client: TestClient, requests: list) -> list:
-    """Start each request in a thread once the previous one is in the queue; their joins."""
-    queued, joins = client.app.state.batcher.queue, []
-    for n, request in enumerate(requests, 1):
-        joins.append(in_thread(request))
-        wait_until(lambda n=n: queued.qsize() == n)
-    return joins
 
 
 def test_relation_requests_are_micro_batched_with_their_own_kind():
