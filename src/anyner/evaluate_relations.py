@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anyner.data.relations import UNTYPED_LABEL
 from anyner.evaluate import Scores, prf
 from anyner.types import Word
-
-UNTYPED_LABEL = "entity"
 
 
 @dataclass(frozen=True)

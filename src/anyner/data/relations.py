@@ -54,6 +54,10 @@ from anyner.data.report import OnError, ReadError, ReadReport, check_on_error
 from anyner.data.report import format_counts as _counts
 from anyner.words import split_words
 
+UNTYPED_LABEL = (
+    "entity"  # the label of untyped spans (FewRel, SemEval-2010 Task 8, KnowledgeNet) in training and scoring
+)
+
 RelationForm = Literal["knowledgenet", "maintie", "redocred", "fewrel", "cdr", "re3d", "semeval2010_task8"]
 RELATION_FORMS: tuple[RelationForm, ...] = (
     "knowledgenet",
@@ -991,7 +995,7 @@ def split_record(record: RelationRecord, max_words: int) -> tuple[list[RelationR
     return windows, lost
 
 
-def to_gliner_relex(record: RelationRecord, untyped_label: str = "entity") -> dict[str, Any]:
+def to_gliner_relex(record: RelationRecord, untyped_label: str = UNTYPED_LABEL) -> dict[str, Any]:
     """The reference ``gliner`` package's relation training example of a record.
 
     ``{"tokenized_text": words, "ner": [[start, end, label]], "relations": [[head, tail, name]]}``:
@@ -1018,6 +1022,7 @@ def to_gliner_relex(record: RelationRecord, untyped_label: str = "entity") -> di
 
 __all__ = [
     "RELATION_FORMS",
+    "UNTYPED_LABEL",
     "EntitySpan",
     "RelationForm",
     "RelationRecord",

@@ -35,13 +35,12 @@ import numpy as np
 import torch
 
 from anyner.batching import Batch, collate, span_targets
+from anyner.data.relations import UNTYPED_LABEL
 from anyner.featurize import LabelSet
 from anyner.relations import RelexPrompts
 from anyner.train.config import DataSource, TrainSettings
 from anyner.train.loss import span_label_loss
 from anyner.types import Word
-
-UNTYPED_LABEL = "entity"
 
 
 @dataclass(slots=True)
