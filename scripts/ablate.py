@@ -10,6 +10,12 @@ thing, trains a short run (resumable) and scores the dev suite.
     python scripts/ablate.py --report            # the table of finished variants
 
 Runs and dev folders go to ../runs/ablations (outside the repository).
+
+``--base v0.3`` starts from configs/builtin-minilm-v0.3.toml instead. Its dev suite is the
+four corpora that recipe holds out (HAnDS 1k, HIPE-2022 ajmc, InLegalNER, WNUT-17 dev; the
+first two converted by scripts/prepare_pool.py), and its runs go to ../runs/ablations-v0.3:
+
+    python scripts/ablate.py --base v0.3 baseline seed14 v02data v02data-seed14 --steps 1000
 """
 
 from __future__ import annotations
@@ -69,12 +75,47 @@ VARIANTS = {
 }
 
 
+# --base v0.3: the recipe, its dev suite (held out of the recipe itself) and its variants
+POOL = ROOT.parent / "runs" / "pool"
+NEW_SOURCES = ("fewnerd", "runs/pool/")  # the sources v0.3 added to the v0.2 recipe
+BASES = {
+    "v0.2": {
+        "config": "builtin-minilm.toml",
+        "runs": "ablations",
+        "held_out": HELD_OUT,
+        "drop": HELD_OUT_TRAIN,
+    },
+    "v0.3": {
+        "config": "builtin-minilm-v0.3.toml",
+        "runs": "ablations-v0.3",
+        "held_out": {
+            "hands": (str(POOL / "hands_fine.jsonl"), None),
+            "hipe_ajmc": (str(POOL / "hipe_ajmc.jsonl"), None),
+            "inlegalner": ("inlegalner/inlegalner_dev.jsonl", None),
+            "wnut17": ("wnut17/emerging.dev.conll", "wnut17"),
+        },
+        "drop": (),
+    },
+}
+VARIANTS_V03 = {
+    "baseline": {},
+    "seed14": {"train": {"seed": 14}},
+    # the v0.2 sources only (minus the dev suite): what the new data buys
+    "v02data": {"data-": NEW_SOURCES},
+    "v02data-seed14": {"data-": NEW_SOURCES, "train": {"seed": 14}},
+    # the new data without Few-NERD
+    "nofewnerd": {"data-": ("fewnerd",)},
+    "nofewnerd-seed14": {"data-": ("fewnerd",), "train": {"seed": 14}},
+}
+BASE = BASES["v0.2"]
+
+
 def make_dev(limit: int = 300, seed: int = 0) -> list[Path]:
     """Write each held-out corpus's dev split as a benchmark folder (test.json + labels.json)."""
     from anyner.data import load_label_map, read_examples
 
     folders = []
-    for name, (relative, label_map) in HELD_OUT.items():
+    for name, (relative, label_map) in BASE["held_out"].items():
         folder = RUNS / "dev" / name
         folders.append(folder)
         if (folder / "test.json").exists():
@@ -106,11 +147,13 @@ def make_dev(limit: int = 300, seed: int = 0) -> list[Path]:
 def variant_config(name: str, steps: int):
     from anyner.train.config import config_from_dict
 
-    raw = tomllib.loads((ROOT / "configs" / "builtin-minilm.toml").read_text())
+    raw = tomllib.loads((ROOT / "configs" / BASE["config"]).read_text())
     raw = copy.deepcopy(raw)
-    raw["data"] = [d for d in raw["data"] if not any(h in d["path"] for h in HELD_OUT_TRAIN)]
+    raw["data"] = [d for d in raw["data"] if not any(h in d["path"] for h in BASE["drop"])]
     for table, values in VARIANTS[name].items():
-        if table == "data+":
+        if table == "data-":  # drop the sources whose path holds one of these strings
+            raw["data"] = [d for d in raw["data"] if not any(h in d["path"] for h in values)]
+        elif table == "data+":
             raw["data"] += values
         elif table == "data*":  # the same fields on every data source
             raw["data"] = [{**d, **values} for d in raw["data"]]
@@ -173,12 +216,24 @@ def report() -> None:
 
 
 def main() -> int:
+    global RUNS, BASE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("variants", nargs="*", choices=[[], *VARIANTS], help="variants to run, in order")
+    ap.add_argument(
+        "variants", nargs="*", choices=[[], *VARIANTS, *VARIANTS_V03], help="variants to run, in order"
+    )
+    ap.add_argument("--base", choices=list(BASES), default="v0.2", help="the recipe the variants change")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--ood-limit", type=int, default=300, help="OOD sentences per set scored (0: all)")
     ap.add_argument("--report", action="store_true", help="print the table of finished variants")
     args = ap.parse_args()
+    BASE = BASES[args.base]
+    RUNS = ROOT.parent / "runs" / BASE["runs"]
+    if args.base == "v0.3":
+        VARIANTS.clear()
+        VARIANTS.update(VARIANTS_V03)
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        sys.exit(f"no variant {', '.join(unknown)} for --base {args.base}; choose from {', '.join(VARIANTS)}")
     if not DATA.exists():
         sys.exit(f"{DATA} is absent: the ablations need the shared training data")
     dev = make_dev()

@@ -25,6 +25,7 @@ examples:
   anyner predict -f big.txt -l person --format jsonl | head -n 3            # stops early, quietly
   anyner predict -f big.txt -l person --format jsonl --quiet > found.jsonl  # no progress bar
   anyner predict "..." --labels person --model urchade/gliner_small-v2.1     # a Hub id or a local folder
+  anyner predict -f notes.txt --labels drug,dose --model ./my-model --threshold auto  # calibrated thresholds
   anyner predict "Ada Lovelace worked with Charles Babbage in London." --labels person,city \\
       --relations "works with,lives in" --model ./my-relex-model     # entities and the relations between them
 
@@ -44,6 +45,10 @@ the entities as without relations. The table lists "head [label] -> relation -> 
 score" under each text's entities; json, jsonl and html records gain "relations": head and tail
 (start, end, text, type, and entity_idx, the index in that record's "entities"), relation and
 score, as gliner's relation models give them.
+
+thresholds: --threshold is one number for every label (default 0.5), or auto: each label's
+threshold from the model's calibration.json, fitted per label-frequency band on dev sets by
+`anyner calibrate` (a model without one is refused: exit 2).
 """
 
 EXAMPLES_EVALUATE = """\
@@ -52,11 +57,13 @@ examples:
   anyner evaluate --model ./my-model --suite ood --limit 50 --json ood.json
   anyner evaluate --model urchade/gliner_small-v2.1 --data ../shared/data/benchmark/ood/CrossNER_AI
   anyner evaluate --data ../shared/data/benchmark/conll2003 --split dev --words gliner
+  anyner evaluate --model ./my-model --suite ood --threshold auto     # the model's calibrated thresholds
 
 A benchmark folder holds <split>.json ([{"sentence", "entities": [{"name", "type", "pos"}]}],
 character offsets) and labels.json; a folder of such folders expands to them. Protocol: prompt
 with the lowercased names in labels.json, threshold 0.5, flat decoding, exact match on span and
-lowercased type; scores are micro P/R/F1 in percent. --suite ood is ../shared/data/benchmark/ood
+lowercased type; scores are micro P/R/F1 in percent. --threshold auto replaces 0.5 by each label's
+threshold from the model's calibration.json (see `anyner calibrate`). --suite ood is ../shared/data/benchmark/ood
 beside the repository, or under $ANYNER_SHARED; it also prints the paper's figures beside ours.
 
 relations (a relation-extraction model):
@@ -67,6 +74,24 @@ re3d, KnowledgeNet, SemEval-2010 Task 8), prompts each record with the set's ent
 relation names (or --relations: then only those are scored, e.g. names held out of training),
 and prints micro P/R/F1 of (head span, tail span, relation) triples ("boundaries") and of the
 same with the entity types right ("strict").
+"""
+
+EXAMPLES_CALIBRATE = """\
+examples:
+  anyner calibrate runs/my-run/model --dev ../shared/data/benchmark/dev --label-counts label_counts.json
+  anyner calibrate ./my-model --dev dev/CrossNER_AI dev/mit-movie --label-counts counts.json --limit 200
+  anyner calibrate ./my-model --dev dev/ --label-counts counts.json --bands 0,10,100,1000
+  anyner predict "..." --labels person,drug --model ./my-model --threshold auto   # then use it
+
+Fits one threshold per band of label frequency in the training data (--label-counts: a JSON
+object label -> gold spans of it in the training data; a label not in it counts 0). --bands gives
+the bands' upper counts (default 0,100,1000,10000; a last band takes any count). Each dev set (a
+benchmark folder as `anyner evaluate` reads it, or a folder of them) is scored once; then each
+band's threshold is chosen among 0.05, 0.10, ..., 0.95 to maximize micro F1 over all dev
+sentences (coordinate ascent, 2 passes, starting from 0.5: never below F1 at 0.5). A band without
+a dev label keeps 0.5. Writes MODEL_DIR/calibration.json (atomically) and prints F1 at 0.5 and
+calibrated per dev set, on average and micro over all. `--threshold auto` (predict, evaluate),
+threshold="auto" (Python, spaCy) and "threshold": "auto" (HTTP) then use it.
 """
 
 EXAMPLES_TRAIN = """\
@@ -212,9 +237,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("-m", "--model", help="model folder or Hub id (default: the built-in model)")
     _add_backend(pr)
-    pr.add_argument(
-        "-t", "--threshold", type=float, default=0.5, help="minimum score in [0, 1] (default 0.5)"
-    )
+    pr.add_argument("-t", "--threshold", type=_threshold_value, default=0.5, metavar="X", help=THRESHOLD_HELP)
     pr.add_argument(
         "--format",
         choices=("table", "json", "jsonl", "html"),
@@ -269,9 +292,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--suite", choices=("ood",), help="a named benchmark suite from the shared data folder")
     ev.add_argument("--split", default="test", help="split file to read, <split>.json (default test)")
     ev.add_argument("--limit", type=int, metavar="N", help="only the first N sentences of each dataset")
-    ev.add_argument(
-        "-t", "--threshold", type=float, default=0.5, help="minimum score in [0, 1] (default 0.5)"
-    )
+    ev.add_argument("-t", "--threshold", type=_threshold_value, default=0.5, metavar="X", help=THRESHOLD_HELP)
     ev.add_argument("--nested", action="store_true", help="allow entities inside entities (default flat)")
     ev.add_argument(
         "--words", choices=("whitespace", "gliner"), default="whitespace",
@@ -301,6 +322,40 @@ def _parser() -> argparse.ArgumentParser:
         help="with --relation-data: the adjacency layer's pair threshold in [0, 1] (default: --threshold)",
     )  # fmt: skip
     ev.set_defaults(func=cmd_evaluate)
+
+    ca = sub.add_parser(
+        "calibrate",
+        help="fit thresholds per label-frequency band on dev sets (for --threshold auto)",
+        description="Fit a model's thresholds per label-frequency band on dev sets and write "
+        "MODEL_DIR/calibration.json, which --threshold auto reads.",
+        epilog=EXAMPLES_CALIBRATE + "\n" + EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ca.add_argument(
+        "model_dir", type=Path, metavar="MODEL_DIR", help="the model's folder; calibration.json goes there"
+    )
+    ca.add_argument(
+        "--dev", nargs="+", type=Path, required=True, metavar="FOLDER",
+        help="dev benchmark folders (<split>.json and labels.json), or folders holding them",
+    )  # fmt: skip
+    ca.add_argument(
+        "--label-counts", type=Path, required=True, metavar="FILE",
+        help="JSON object label -> count of gold spans of that label in the training data",
+    )  # fmt: skip
+    ca.add_argument("--limit", type=int, metavar="N", help="only the first N sentences of each dev set")
+    ca.add_argument(
+        "--bands", metavar="COUNTS",
+        help="comma-separated upper label counts of the bands, increasing (default 0,100,1000,10000; "
+        "a last band takes any count)",
+    )  # fmt: skip
+    ca.add_argument("--split", default="test", help="split file to read, <split>.json (default test)")
+    ca.add_argument(
+        "--words", choices=("whitespace", "gliner"), default="whitespace",
+        help="how the sentences are read, as in anyner evaluate (default whitespace)",
+    )  # fmt: skip
+    ca.add_argument("--batch-size", type=int, default=8, help="texts per model batch (default 8)")
+    _add_backend(ca)
+    ca.set_defaults(func=cmd_calibrate)
 
     tr = sub.add_parser(
         "train",
@@ -465,6 +520,36 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     pu.set_defaults(func=cmd_push)
     return p
+
+
+THRESHOLD_HELP = (
+    "minimum score in [0, 1] (default 0.5), or auto: each label's threshold from the model's "
+    "calibration.json (written by `anyner calibrate`)"
+)
+
+
+def _threshold_value(text: str) -> float | str:
+    """``--threshold``: ``auto``, or a number (checked in [0, 1] later, with the flag's name)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    return float(text)
+
+
+_threshold_value.__name__ = "threshold"  # argparse's words: "invalid threshold value: 'x'"
+
+
+def _check_threshold(value: float | str) -> None:
+    """``--threshold`` before the model loads: ``auto`` or a number in [0, 1]."""
+    if value != "auto":
+        threshold(value, "--threshold")
+
+
+def _check_auto(model: Any, value: float | str) -> None:
+    """Refuse (ValueError: exit 2) ``--threshold auto`` for a model without calibration, before any output."""
+    if value == "auto" and getattr(model, "calibration", None) is None:
+        from anyner.calibration import no_calibration_message
+
+        raise ValueError(no_calibration_message("--threshold auto"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -806,7 +891,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     # the arguments first, so that a bad one is reported at once, not after the model loads
     labels = _labels(args.labels)
-    threshold(args.threshold, "--threshold")
+    _check_threshold(args.threshold)
     relations = _relation_options(args, labels)
     positive_int(args.batch_size, "--batch-size")
     _keep_fields(args.keep, relations is not None)
@@ -827,6 +912,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             _write_results(sys.stdout, args.format, iter(()), numbered=False)
             return EXIT_OK
         model = load_model(args.model, args.backend)
+        _check_auto(model, args.threshold)
         options: dict[str, Any] = dict(
             threshold=args.threshold, flat=not args.nested, multi_label=args.multi_label
         )
@@ -901,7 +987,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.limit is not None:
         positive_int(args.limit, "--limit")
-    threshold(args.threshold, "--threshold")
+    _check_threshold(args.threshold)
     positive_int(args.batch_size, "--batch-size")
     if args.plot is not None:
         _need_plot("anyner evaluate --plot")
@@ -916,6 +1002,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError("nothing to evaluate: give --data PATH [PATH ...] or --suite ood")
     folders = evaluate.benchmark_folders(paths, split=args.split)  # bad data fails before the model loads
     model = load_model(args.model, args.backend)
+    _check_auto(model, args.threshold)
     try:
         suite = evaluate.evaluate_suite(
             model, folders, threshold=args.threshold, flat=not args.nested, limit=args.limit,
@@ -972,6 +1059,7 @@ def _evaluate_relations(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.backend)
     if getattr(model.config, "model_type", None) != RELEX_TYPE:
         raise ValueError(f"--relation-data needs a relation-extraction model: {RELEX_MODEL_HINT}")
+    _check_auto(model, args.threshold)
     results = []
     for path in args.relation_data:
         try:
@@ -999,6 +1087,48 @@ def _evaluate_relations(args: argparse.Namespace) -> int:
             args.json.write_text(text, encoding="utf-8")
         except OSError as e:
             raise Failed(f"cannot write {args.json}: {e.strerror or _one_line(e)}") from e
+    return EXIT_OK
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from anyner import evaluate
+    from anyner.calibration import (
+        CALIBRATION_NAME,
+        DEFAULT_EDGES,
+        fit_bands,
+        format_fit,
+        parse_edges,
+        read_label_counts,
+    )
+
+    # the arguments and the data first, so that a bad one is reported at once, not after the model loads
+    if args.limit is not None:
+        positive_int(args.limit, "--limit")
+    positive_int(args.batch_size, "--batch-size")
+    edges = parse_edges(args.bands) if args.bands is not None else DEFAULT_EDGES
+    counts = read_label_counts(args.label_counts)
+    if not args.model_dir.is_dir():
+        raise ValueError(
+            f"{args.model_dir} is not a folder: MODEL_DIR is the model's own folder, where calibration.json is written"
+        )
+    folders = evaluate.benchmark_folders(args.dev, split=args.split)
+    model = load_model(str(args.model_dir), args.backend)
+    try:
+        result = fit_bands(
+            model, folders, counts, edges=edges, limit=args.limit, batch_size=args.batch_size, words=args.words,
+            split=args.split, progress=sys.stderr.isatty(),
+        )  # fmt: skip
+    except OSError as e:
+        raise ValueError(f"cannot read the data: {_os_message(e)}") from e
+    out = sys.stdout
+    out.write(format_fit(result))
+    if args.limit is not None:
+        out.write(f"fitted on the first {args.limit} sentences of each dev set\n")
+    try:
+        path = result.calibration.save(args.model_dir / CALIBRATION_NAME)
+    except OSError as e:
+        raise Failed(f"cannot write {args.model_dir / CALIBRATION_NAME}: {e.strerror or _one_line(e)}") from e
+    out.write(f"wrote {path}\n")
     return EXIT_OK
 
 

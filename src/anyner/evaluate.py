@@ -259,7 +259,7 @@ def evaluate_folder(
     model: Predictor,
     folder: str | Path,
     *,
-    threshold: float = 0.5,
+    threshold: float | Literal["auto"] = 0.5,
     flat: bool = True,
     limit: int | None = None,
     batch_size: int = 8,
@@ -277,7 +277,8 @@ def evaluate_folder(
     Args:
         model: an ``AnyNER`` or any object with ``predict_words`` and ``predict_batch``.
         folder: a folder with ``<split>.json`` and ``labels.json``.
-        threshold: minimum score of a predicted entity.
+        threshold: minimum score of a predicted entity, or ``"auto"``: the model's calibrated
+            thresholds (its ``calibration.json``; see :mod:`anyner.calibration`).
         flat: flat decoding (True, the paper's setting) or nested entities allowed.
         limit: evaluate only the first ``limit`` records.
         batch_size: texts per model batch.
@@ -296,8 +297,30 @@ def evaluate_folder(
     for what, value in (("limit", 1 if limit is None else limit), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
+    if threshold != "auto" and not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1] or 'auto', got {threshold!r}")
+    folder = Path(folder)
+    labels, sentences, (notes, unprompted) = read_folder(folder, split=split, limit=limit, words=words)
+    predicted = _predict(
+        model, sentences, labels, folder.name, progress, batch_size=batch_size, threshold=threshold, flat=flat
+    )
+    scores = prf((s.gold for s in sentences), predicted)
+    return DatasetResult(
+        folder.name, scores, len(sentences), labels, notes["unmapped"], notes["off_boundary"],
+        dict(unprompted), notes["duplicates"],
+    )  # fmt: skip
+
+
+def read_folder(
+    folder: str | Path, *, split: str = "test", limit: int | None = None, words: WordsMode = "whitespace"
+) -> tuple[list[str], list[_Sentence], tuple[Counter[str], Counter[str]]]:
+    """A benchmark folder as :func:`evaluate_folder` reads it: the lowercased labels, each record's
+    text (and words) with its gold keys, and the notes (unmapped, off_boundary, duplicates) and
+    gold types not prompted, with counts. Also for :func:`anyner.calibration.score_dev_set`."""
+    if words not in WORDS_MODES:
+        raise ValueError(f"words must be one of {WORDS_MODES}, got {words!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
     folder = Path(folder)
     path = folder / f"{split}.json"
     try:
@@ -315,14 +338,7 @@ def evaluate_folder(
         sentence, spans = _check_record(record, f"{path}: record {r}")
         unprompted.update(label for _, _, label in spans if label not in known)
         sentences.append(_gold(sentence, spans, r, words, notes))
-    predicted = _predict(
-        model, sentences, labels, folder.name, progress, batch_size=batch_size, threshold=threshold, flat=flat
-    )
-    scores = prf((s.gold for s in sentences), predicted)
-    return DatasetResult(
-        folder.name, scores, len(sentences), labels, notes["unmapped"], notes["off_boundary"],
-        dict(unprompted), notes["duplicates"],
-    )  # fmt: skip
+    return labels, sentences, (notes, unprompted)
 
 
 def _predict(

@@ -16,12 +16,13 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from anyner import checkpoint, model_types, validate
 from anyner.builtin import BUILTIN_NAME, builtin_model_path
+from anyner.calibration import CALIBRATION_NAME, Calibration, is_auto, no_calibration_message
 from anyner.config import AnyNERConfig
 from anyner.decode import Candidate, Candidates, greedy
 from anyner.featurize import Featurizer, Labels, LabelSet, plan_windows
@@ -47,6 +48,9 @@ else:  # imported on first use: the light install runs ONNX exports without it
 
 BACKENDS = ("auto", "torch", "onnx")
 ENCODER_MODULES = ("auto", "transformers")
+
+# A threshold: one number, a dict label -> number, or "auto" (the model's calibration.json)
+Threshold = float | Mapping[str, float] | Literal["auto"]
 
 # Settings the network is built from: a loaded model's config may change any other field.
 _NETWORK_FIELDS = (
@@ -75,6 +79,7 @@ class AnyNER:
         runner: Runner | None = None,
         labels_tokenizer: Any = None,
         label_encoder: Any = None,
+        calibration: Calibration | None = None,
     ):
         """Assemble a model from its parts; most users call :meth:`from_pretrained` instead.
 
@@ -83,6 +88,7 @@ class AnyNER:
         ``labels_tokenizer``: the label encoder's tokenizer (bi-encoder models only).
         ``label_encoder``: a bi-encoder's label subword ids and mask (L, T) -> vectors (L, D),
         e.g. an :class:`~anyner.runtime.OnnxLabelEncoder`; default the torch network's.
+        ``calibration``: the thresholds of ``threshold="auto"`` (:attr:`calibration`).
         """
         if model is None and (runner is None or config is None):
             raise ValueError("give a torch model, or a runner and a config")
@@ -101,6 +107,7 @@ class AnyNER:
         # a name anyner does not know was warned about when the config was read
         self.split_words = get_splitter(splitter) if splitter in SUPPORTED_SPLITTERS else split_words
         self.labels_tokenizer = labels_tokenizer
+        self.calibration = calibration
         self.label_cache = LabelCache() if not self.model_type.labels_in_prompt else None
         self.label_encoder = label_encoder
         if self.label_cache is not None:
@@ -123,6 +130,19 @@ class AnyNER:
         if changed:
             raise ValueError(f"{', '.join(changed)} describe the network and cannot change on a loaded model")
         self.featurizer = self.featurizer.with_limits(config=value)
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The thresholds ``threshold="auto"`` uses (:class:`anyner.calibration.Calibration`), read from
+        ``calibration.json`` in the model's folder by :meth:`from_pretrained`; None when it has none
+        (then ``"auto"`` is a ValueError). Settable; :meth:`save_pretrained` writes it."""
+        return self._calibration
+
+    @calibration.setter
+    def calibration(self, value: Calibration | None) -> None:
+        if value is not None and not isinstance(value, Calibration):
+            raise TypeError(f"calibration must be a Calibration or None, got {type(value).__name__}")
+        self._calibration = value
 
     @property
     def span_prefilter(self) -> Any:
@@ -198,6 +218,9 @@ class AnyNER:
                 ``torch.set_num_threads`` (for the whole process) on the torch backend. Default:
                 ONNX Runtime uses the CPUs the process may run on, torch keeps its setting. Give
                 ``cores // N`` to each of N processes sharing a machine.
+
+        A ``calibration.json`` in the folder (see :mod:`anyner.calibration`) is read into
+        :attr:`calibration`, for ``threshold="auto"``; an invalid one is a ValueError naming it.
         """
         if encoder_module not in ENCODER_MODULES:
             raise ValueError(
@@ -220,6 +243,21 @@ class AnyNER:
         if model is None or (str(model) == BUILTIN_NAME and not Path(BUILTIN_NAME).is_dir()):
             model = builtin_model_path()
         folder = checkpoint.resolve_folder(model, revision=revision, cache_dir=cache_dir)
+        calibration = Calibration.find(folder)  # a bad calibration.json fails before the weights load
+        loaded = cls._from_folder(folder, backend, device, onnx_file, encoder_module, threads)
+        loaded.calibration = calibration
+        return loaded
+
+    @classmethod
+    def _from_folder(
+        cls,
+        folder: Path,
+        backend: str,
+        device: str,
+        onnx_file: str | None,
+        encoder_module: str,
+        threads: int | None,
+    ) -> AnyNER:
         config = checkpoint.read_config(folder, check_encoder=False)
         light = (folder / "tokenizer.json").is_file() and config.encoder_config is not None
         uni = model_types.get(config.model_type).labels_in_prompt
@@ -341,7 +379,8 @@ class AnyNER:
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``model.safetensors``, ``gliner_config.json`` and the tokenizer to ``folder``.
 
-        The folder loads in anyner and in the ``gliner`` package.
+        The folder loads in anyner and in the ``gliner`` package. A model with a
+        :attr:`calibration` also gets its ``calibration.json``.
         """
         import json
 
@@ -363,6 +402,8 @@ class AnyNER:
         self.tokenizer.save_pretrained(str(folder))
         if self.labels_tokenizer is not None:
             self.labels_tokenizer.save_pretrained(str(folder / checkpoint.LABELS_TOKENIZER_DIR))
+        if self.calibration is not None:
+            self.calibration.save(folder / CALIBRATION_NAME)
         return folder
 
     def push_to_hub(
@@ -426,7 +467,7 @@ class AnyNER:
         self,
         text: str,
         labels: Labels,
-        threshold: float | Mapping[str, float] = 0.5,
+        threshold: Threshold = 0.5,
         flat: bool = True,
         multi_label: bool = False,
     ) -> list[Entity]:
@@ -436,12 +477,17 @@ class AnyNER:
             text: any string; long texts are read in overlapping windows.
             labels: label names, or a dict label -> description (the model reads the
                 description, the entity carries the label).
-            threshold: minimum score, or a dict label -> threshold (others use 0.5).
+            threshold: minimum score, or a dict label -> threshold (others use 0.5), or ``"auto"``:
+                each label's threshold from the model's :attr:`calibration` (``calibration.json``
+                in its folder, fitted by ``anyner calibrate``; see :mod:`anyner.calibration`).
             flat: no overlapping entities (True) or nested ones allowed (False).
             multi_label: let one span carry several labels.
 
         Returns:
             Entities sorted by start, with character offsets: ``text[e.start:e.end] == e.text``.
+
+        Raises:
+            ValueError: a bad label or threshold; ``threshold="auto"`` on a model without calibration.
         """
         return self.predict_batch([text], labels, threshold=threshold, flat=flat, multi_label=multi_label)[0]
 
@@ -450,7 +496,7 @@ class AnyNER:
         texts: Sequence[str],
         labels: Labels | Sequence[Labels],
         batch_size: int = 8,
-        threshold: float | Mapping[str, float] = 0.5,
+        threshold: Threshold = 0.5,
         flat: bool = True,
         multi_label: bool = False,
         progress: bool = False,
@@ -470,7 +516,7 @@ class AnyNER:
         words: Sequence[Sequence[str]],
         labels: Labels | Sequence[Labels],
         batch_size: int = 8,
-        threshold: float | Mapping[str, float] = 0.5,
+        threshold: Threshold = 0.5,
         flat: bool = True,
         multi_label: bool = False,
         progress: bool = False,
@@ -483,17 +529,33 @@ class AnyNER:
         for i, ws in enumerate(words):
             if isinstance(ws, str) or not all(isinstance(w, str) and w and not w.isspace() for w in ws):
                 raise TypeError(f"words[{i}] must be a list of non-blank strings")
-            pos, row = 0, []
-            for w in ws:
-                row.append(Word(w, pos, pos + len(w)))
-                pos += len(w) + 1
             texts.append(" ".join(ws))
-            split.append(row)
+            split.append(_joined_words(ws))
         return self._predict(texts, split, labels, batch_size, threshold, flat, multi_label, progress)
 
     def _predict(
         self, texts, words, labels, batch_size, threshold, flat, multi_label, progress
     ) -> list[list[Entity]]:
+        label_sets, found = self._find_candidates(texts, words, labels, batch_size, threshold, progress)
+        out = []
+        for i, text in enumerate(texts):
+            kept = greedy(found[i], len(words[i]), flat=flat, multi_label=multi_label)
+            out.append(_entities(text, words[i], label_sets[i], kept))
+        return out
+
+    def _resolve_threshold(self, threshold: Any, label_set: LabelSet) -> Any:
+        """``threshold`` as the featurizer takes it: ``"auto"`` becomes the calibration's dict."""
+        if not is_auto(threshold):
+            return threshold
+        if self.calibration is None:
+            raise ValueError(no_calibration_message())
+        return self.calibration.thresholds(label_set.names)
+
+    def _find_candidates(
+        self, texts, words, labels, batch_size, threshold, progress
+    ) -> tuple[list[LabelSet], list[Candidates]]:
+        """Each text's label set and every candidate (span, label, score) above its label's
+        threshold, before the greedy choice (what :func:`anyner.calibration.score_dev_set` keeps)."""
         validate.positive_int(batch_size, "batch_size")
         featurizer = self.featurizer
         given = labels if isinstance(labels, LabelEmbeddings) else None
@@ -503,7 +565,7 @@ class AnyNER:
         label_sets = featurizer.label_sets(labels, len(texts))
         # Every argument is checked even when there is no text (or no word) to run on.
         unique = dict.fromkeys(label_sets or [featurizer.label_set(labels)])
-        checked = {ls: featurizer.thresholds(threshold, ls) for ls in unique}
+        checked = {ls: featurizer.thresholds(self._resolve_threshold(threshold, ls), ls) for ls in unique}
         for ls in checked:
             featurizer.label_groups(ls)  # raises for a label too long for the encoder
         thresholds = [checked[ls] for ls in label_sets]
@@ -532,11 +594,7 @@ class AnyNER:
                 found[job.text].append(
                     cands.select((cands.start >= job.core[0]) & (cands.start < job.core[1]))
                 )
-        out = []
-        for i, text in enumerate(texts):
-            kept = greedy(Candidates.concat(found[i]), len(words[i]), flat=flat, multi_label=multi_label)
-            out.append(_entities(text, words[i], label_sets[i], kept))
-        return out
+        return label_sets, [Candidates.concat(f) for f in found]
 
     # ------------------------------------------------------------------ bi-encoder labels
 
@@ -595,7 +653,7 @@ class AnyNER:
         text: str,
         labels: Labels,
         flat_ner: bool = True,
-        threshold: float = 0.5,
+        threshold: Threshold = 0.5,
         multi_label: bool = False,
     ) -> list[dict]:
         """The ``gliner`` API: a list of dicts with start, end, text, label and score."""
@@ -609,7 +667,7 @@ class AnyNER:
         texts: Sequence[str],
         labels: Labels | Sequence[Labels],
         flat_ner: bool = True,
-        threshold: float = 0.5,
+        threshold: Threshold = 0.5,
         multi_label: bool = False,
         batch_size: int = 8,
     ) -> list[list[dict]]:
@@ -626,7 +684,7 @@ class AnyNER:
         text: str,
         labels: Labels,
         relations: Sequence[str] | Mapping[str, str],
-        threshold: float | Mapping[str, float] = 0.5,
+        threshold: Threshold = 0.5,
         relation_threshold: float | None = None,
         flat: bool = True,
         multi_label: bool = False,
@@ -640,12 +698,14 @@ class AnyNER:
             labels: entity label names, or a dict label -> description.
             relations: relation names, or a dict relation -> description (the model reads the
                 description, the relation carries the name). Names must differ from the labels.
-            threshold: minimum entity score, or a dict label -> threshold (others use 0.5).
-            relation_threshold: minimum relation score; default ``threshold`` (0.5 when that is a dict).
+            threshold: minimum entity score, or a dict label -> threshold (others use 0.5), or
+                ``"auto"``: the model's calibrated entity thresholds (see :meth:`predict`).
+            relation_threshold: minimum relation score; default ``threshold`` (0.5 when that is a
+                dict or ``"auto"``).
             flat: no overlapping entities (True) or nested ones allowed (False).
             multi_label: let one span carry several labels.
             adjacency_threshold: the pair filter of the model's adjacency layer (not used with
-                ``relations_layer="none"``); default ``threshold`` (0.5 when that is a dict).
+                ``relations_layer="none"``); default ``threshold`` (0.5 when that is a dict or ``"auto"``).
 
         Returns:
             ``(entities, relations)``: entities as :meth:`predict` gives them, and
@@ -667,7 +727,7 @@ class AnyNER:
         labels: Labels | Sequence[Labels],
         relations: Sequence[str] | Mapping[str, str] | Sequence[Sequence[str] | Mapping[str, str]],
         batch_size: int = 8,
-        threshold: float | Mapping[str, float] = 0.5,
+        threshold: Threshold = 0.5,
         relation_threshold: float | None = None,
         flat: bool = True,
         multi_label: bool = False,
@@ -695,7 +755,7 @@ class AnyNER:
         labels: Labels,
         relations: Sequence[str],
         flat_ner: bool = True,
-        threshold: float = 0.5,
+        threshold: Threshold = 0.5,
         adjacency_threshold: float | None = None,
         relation_threshold: float | None = None,
         multi_label: bool = False,
@@ -715,7 +775,7 @@ class AnyNER:
         labels: Labels | Sequence[Labels],
         relations: Sequence[str] | Sequence[Sequence[str]],
         flat_ner: bool = True,
-        threshold: float = 0.5,
+        threshold: Threshold = 0.5,
         adjacency_threshold: float | None = None,
         relation_threshold: float | None = None,
         multi_label: bool = False,
@@ -738,6 +798,15 @@ def _relation_token(tokenizer: Any, config: AnyNERConfig) -> AnyNERConfig:
     if config.model_type != "uni_encoder_span_relex":
         return config
     return checkpoint.add_relation_token(tokenizer, config)
+
+
+def _joined_words(words: Sequence[str]) -> list[Word]:
+    """The words of ``" ".join(words)`` with their character offsets in it."""
+    pos, row = 0, []
+    for w in words:
+        row.append(Word(w, pos, pos + len(w)))
+        pos += len(w) + 1
+    return row
 
 
 def _entities(text: str, words: list[Word], label_set: LabelSet, kept: list[Candidate]) -> list[Entity]:

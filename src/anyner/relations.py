@@ -24,6 +24,7 @@ import numpy as np
 
 from anyner import validate
 from anyner.batching import collate
+from anyner.calibration import is_auto
 from anyner.decode import Candidates, candidates, greedy
 from anyner.featurize import LabelSet, plan_windows
 from anyner.prompt import PromptedInput
@@ -182,7 +183,7 @@ def predict_relations(
     labels: Any,
     relations: Any,
     batch_size: int,
-    threshold: float | Mapping[str, float],
+    threshold: float | Mapping[str, float] | str,
     relation_threshold: float | None,
     adjacency_threshold: float | None,
     flat: bool,
@@ -212,14 +213,17 @@ def predict_relations(
             f"got {len(relations)} relation lists for {len(texts)} texts; give one per text or one for all"
         )
     if not label_sets:  # no text: the arguments are still checked
-        relation_set(featurizer, relations, featurizer.label_set(labels))
+        label_set = featurizer.label_set(labels)
+        relation_set(featurizer, relations, label_set)
+        featurizer.thresholds(model._resolve_threshold(threshold, label_set), label_set)
         return []
     rel_sets = [
         relation_set(featurizer, relations[i] if per_text else relations, label_sets[i])
         for i in range(len(texts))
     ]
-    thresholds = [featurizer.thresholds(threshold, ls) for ls in label_sets]
-    default = 0.5 if isinstance(threshold, Mapping) else validate.threshold(threshold)
+    thresholds = [featurizer.thresholds(model._resolve_threshold(threshold, ls), ls) for ls in label_sets]
+    # relation and adjacency thresholds default to the entity threshold: 0.5 for a dict or "auto"
+    default = 0.5 if isinstance(threshold, Mapping) or is_auto(threshold) else validate.threshold(threshold)
     rel_th = (
         default
         if relation_threshold is None

@@ -27,6 +27,11 @@ text's ``entities``). A relation set is bounded by the label limits (``max_label
 ``max_label_chars`` characters). Served an entity-only model, the schema has no such fields, and
 a request naming one is answered 422 saying that the model finds entities only.
 
+Calibrated thresholds: a model with ``calibration.json`` in its folder (``GET /v1/model`` says
+``calibrated: true``) also takes ``"threshold": "auto"``, each label's calibrated threshold (see
+:mod:`anyner.calibration`); for any other model the schema has no such value, and a request saying
+it is answered 422, saying that the model has no calibration and to pass a number.
+
 For a deployment (see :mod:`anyner.deploy`): an optional API key (401 without it), CORS for the
 origins given, Prometheus metrics at ``/metrics``, an ``X-Request-ID`` per request shown in its
 log lines, several worker processes, and a shutdown that answers the queued requests first.
@@ -50,7 +55,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import PurePath
-from typing import Annotated, Any, Protocol, Self, runtime_checkable
+from typing import Annotated, Any, ClassVar, Literal, Protocol, Self, runtime_checkable
 
 from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
@@ -135,7 +140,7 @@ class Predictor(Protocol):
         texts: Sequence[str],
         labels: Sequence[str] | Mapping[str, str],
         batch_size: int = 8,
-        threshold: float | Mapping[str, float] = 0.5,
+        threshold: float | Mapping[str, float] | str = 0.5,
         flat: bool = True,
         multi_label: bool = False,
     ) -> list[list[Entity]]: ...
@@ -153,7 +158,7 @@ class RelationPredictor(Predictor, Protocol):
         labels: Sequence[str] | Mapping[str, str],
         relations: Sequence[str] | Mapping[str, str],
         batch_size: int = 8,
-        threshold: float | Mapping[str, float] = 0.5,
+        threshold: float | Mapping[str, float] | str = 0.5,
         relation_threshold: float | None = None,
         flat: bool = True,
         multi_label: bool = False,
@@ -174,10 +179,22 @@ def extracts_relations(model: Any) -> bool:
     return relex and getattr(model, "model", None) is not None  # an ONNX session has no relation head
 
 
+def is_calibrated(model: Any) -> bool:
+    """Whether ``model`` has calibrated thresholds (an :class:`~anyner.AnyNER` loaded from a folder
+    with ``calibration.json``): then requests may say ``"threshold": "auto"``."""
+    return getattr(model, "calibration", None) is not None
+
+
 # ---------------------------------------------------------------------- request and response bodies
 
 # strict: a threshold is a JSON number, not `true` or "0.5" (the library refuses those too)
 Score = Annotated[float, Field(ge=0.0, le=1.0, strict=True, allow_inf_nan=False)]
+AUTO_THRESHOLD = "auto"
+_NOT_CALIBRATED = (
+    '`threshold: "auto"` needs the model\'s calibrated thresholds, and the loaded model has no calibration '
+    "(no calibration.json in its folder; `GET /v1/model` says `calibrated: false`): pass a number instead, "
+    'e.g. `"threshold": 0.5`'
+)
 _TEXT_EXAMPLE = {"text": "Bill Gates founded Microsoft.", "labels": ["person", "organization"]}
 _BATCH_EXAMPLE = {
     "texts": ["Ada Lovelace lived in London."],
@@ -248,6 +265,8 @@ class _Request(BaseModel):
 
     # strict: `flat: "yes"` or `labels: {"a": 1}` are refused, as the schema says, not converted
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_flat_nested_rule())
+    # whether `threshold` may be "auto": the request models of a calibrated model (see request_models)
+    accepts_auto: ClassVar[bool] = False
     labels: list[str] | dict[str, str] = Field(
         description="The entity types to find: a list of names, or an object label -> description "
         "(the model reads the description, the entities carry the label)."
@@ -256,7 +275,9 @@ class _Request(BaseModel):
         0.5,
         description="Minimum score in [0, 1], or an object label -> threshold (other labels use 0.5); "
         "its labels must be among `labels` (with one label set per text: each among the labels of at "
-        "least one text; a text uses the thresholds of its own labels).",
+        "least one text; a text uses the thresholds of its own labels). With a calibrated model "
+        '(`calibrated: true` in `GET /v1/model`), also `"auto"`: each label\'s threshold from the '
+        "model's calibration.json.",
     )
     flat: bool = Field(True, description="No overlapping entities (true) or nested ones allowed (false).")
     nested: bool | None = Field(None, description="The opposite of `flat`; give one of the two.")
@@ -270,6 +291,9 @@ class _Request(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _entities_only(cls, data: Any) -> Any:
+        # the request models of a model without calibration refuse "auto": say why, not "not a number"
+        if isinstance(data, dict) and data.get("threshold") == AUTO_THRESHOLD and not cls.accepts_auto:
+            raise ValueError(_NOT_CALIBRATED)
         # the request models of an entity-only model have no relation fields: say why, not "extra"
         if isinstance(data, dict) and "relations" not in cls.model_fields:
             if asked := [k for k in RELATION_FIELDS if k in data]:
@@ -405,11 +429,14 @@ EntitiesRequest = _body_type(TextRequest, BatchRequest)
 """The body of ``POST /v1/entities`` without limits; :func:`request_models` makes those of an app."""
 
 
-def request_models(limits: Limits, relations: bool = False) -> tuple[type[TextRequest], type[BatchRequest]]:
+def request_models(
+    limits: Limits, relations: bool = False, calibrated: bool = False
+) -> tuple[type[TextRequest], type[BatchRequest]]:
     """The two request models of an app: their JSON Schema says ``limits``, which the server checks.
 
     With ``relations`` (a model that extracts them), :class:`RelationTextRequest` and
-    :class:`RelationBatchRequest`, whose relation sets have the limits of label sets.
+    :class:`RelationBatchRequest`, whose relation sets have the limits of label sets. With
+    ``calibrated`` (a model with calibrated thresholds), ``threshold`` may also be ``"auto"``.
     """
     text = Annotated[str, _says(maxLength=limits.max_text_chars)]
     name = {"maxLength": limits.max_label_chars, "pattern": NOT_BLANK}  # a label: not blank
@@ -424,7 +451,8 @@ def request_models(limits: Limits, relations: bool = False) -> tuple[type[TextRe
     # a batch's labels may also be one label set per text: at most max_texts of them (that there
     # are as many as texts is a rule JSON Schema cannot say: the server checks it)
     per_text = Annotated[list[listed | named], _says(minItems=1, maxItems=limits.max_texts)]
-    threshold = (Score | per_label, _Request.model_fields["threshold"])
+    kinds = Score | per_label | Literal["auto"] if calibrated else Score | per_label
+    threshold = (kinds, _Request.model_fields["threshold"])
     one: dict[str, Any] = {}
     batch: dict[str, Any] = {}
     text_base, batch_base = TextRequest, BatchRequest
@@ -447,6 +475,7 @@ def request_models(limits: Limits, relations: bool = False) -> tuple[type[TextRe
         texts=(Annotated[list[text], _says(maxItems=limits.max_texts)], BatchRequest.model_fields["texts"]),
         labels=(listed | named | per_text, BatchRequest.model_fields["labels"]), threshold=threshold, **batch,
     )  # fmt: skip
+    text_model.accepts_auto = batch_model.accepts_auto = calibrated
     return text_model, batch_model
 
 
@@ -533,6 +562,10 @@ class ModelInfo(BaseModel):
         description="Whether the model extracts relations (`relations` in `POST /v1/entities`); "
         "false: it finds entities only, and a request naming `relations` is refused (422)."
     )
+    calibrated: bool = Field(
+        description='Whether the model has calibrated thresholds (`"threshold": "auto"` in '
+        '`POST /v1/entities`); false: a request saying `"auto"` is refused (422).'
+    )
 
 
 class Health(BaseModel):
@@ -590,7 +623,8 @@ prompt tokens (`<<ENT>>`, `<<SEP>>`) or has too many subwords for the model's en
 also an entity label (of the same text); a batch gives one relation set per text but not as many
 as `texts`; a relation holds the prompt token `<<REL>>`; the labels and relations of a text do not
 fit one prompt of the encoder. A model that finds entities only (`relations: false` in
-`GET /v1/model`) refuses `relations` and its thresholds."""
+`GET /v1/model`) refuses `relations` and its thresholds; a model without calibrated thresholds
+(`calibrated: false`) refuses `"threshold": "auto"`."""
 
 
 # ---------------------------------------------------------------------- micro-batching
@@ -642,7 +676,10 @@ class _Work:
 
 def _group_key(labels: Any, threshold: Any, flat: bool, multi_label: bool) -> tuple:
     lab = ("dict", tuple(labels.items())) if isinstance(labels, Mapping) else ("list", tuple(labels))
-    thr = tuple(sorted(threshold.items())) if isinstance(threshold, Mapping) else float(threshold)
+    if isinstance(threshold, Mapping):
+        thr: Any = tuple(sorted(threshold.items()))
+    else:  # a number, or "auto"
+        thr = threshold if isinstance(threshold, str) else float(threshold)
     return lab, thr, bool(flat), bool(multi_label)
 
 
@@ -1118,7 +1155,7 @@ def _model_info(model: Predictor, name: str | None, **settings: Any) -> ModelInf
         name=_public(name or config.name), encoder=_public(config.encoder),
         max_words=positive_int(config.max_len, "model.config.max_len"),
         max_tokens=positive_int(model.max_tokens, "model.max_tokens"), relations=extracts_relations(model),
-        **settings,
+        calibrated=is_calibrated(model), **settings,
     )  # fmt: skip
 
 
@@ -1167,7 +1204,7 @@ def create_app(
     batcher = MicroBatcher(model, batch_size=batch_size, queue_size=queue_size, max_wait_ms=max_wait_ms)
     info = _model_info(model, name, batch_size=batch_size, queue_size=queue_size, limits=asdict(limits))
     relex = extracts_relations(model)
-    text_model, batch_model = request_models(limits, relations=relex)
+    text_model, batch_model = request_models(limits, relations=relex, calibrated=is_calibrated(model))
     body_type = _body_type(text_model, batch_model)
     page, script = _web_file("index.html"), _web_file("app.js")
     prometheus = None

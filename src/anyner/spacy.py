@@ -15,7 +15,9 @@ Config (all but ``labels`` optional):
 
 - ``labels``: a list of label names, or a dict label -> description.
 - ``model``: a model folder or Hub id, as a string; None (default) is the built-in model.
-- ``threshold``: minimum score, or a dict label -> threshold (default 0.5).
+- ``threshold``: minimum score, or a dict label -> threshold (default 0.5), or ``"auto"``:
+  each label's calibrated threshold from the model's ``calibration.json`` (see
+  :mod:`anyner.calibration`; a model without one is a ValueError when the pipe is added).
 - ``nested``: False (default) writes non-overlapping entities to ``doc.ents``; True
   writes nested entities to ``doc.spans[spans_key]`` and leaves ``doc.ents`` alone.
 - ``spans_key``: the span group written when ``nested`` (default ``"anyner"``).
@@ -27,9 +29,9 @@ Config (all but ``labels`` optional):
 - ``relations``: relation names, or a dict relation -> description, to find between the
   entities (see Relations below); None (default): entities only.
 - ``relation_threshold``: minimum relation score; None (default) is ``threshold`` (0.5
-  when that is a dict).
+  when that is a dict or ``"auto"``).
 - ``adjacency_threshold``: the pair filter of the model's adjacency layer; None (default)
-  is ``threshold`` (0.5 when that is a dict).
+  is ``threshold`` (0.5 when that is a dict or ``"auto"``).
 
 Alignment policy. anyner finds entities as character offsets of ``doc.text``; spaCy
 spans are made of whole tokens, and the two tokenizations can disagree (spaCy keeps
@@ -72,7 +74,7 @@ anyner found it: start, end, text, label, score), label, score, ``endpoint`` (``
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 try:
     from spacy.language import Language
@@ -129,7 +131,7 @@ def make_anyner(
     name: str,
     labels: list[str] | dict[str, str] | None,
     model: str | None,
-    threshold: float | dict[str, float],
+    threshold: float | Literal["auto"] | dict[str, float],
     nested: bool,
     spans_key: str,
     alignment_mode: str,
@@ -172,7 +174,7 @@ class AnyNERComponent(Pipe):
         ner: Any,
         labels: Sequence[str] | Mapping[str, str],
         *,
-        threshold: float | Mapping[str, float] = 0.5,
+        threshold: float | Literal["auto"] | Mapping[str, float] = 0.5,
         nested: bool = False,
         spans_key: str = "anyner",
         alignment_mode: str = "expand",

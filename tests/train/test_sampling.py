@@ -75,3 +75,28 @@ def test_batches_mix_corpora_unless_told_one_corpus_per_batch(tmp_path, tiny_ber
     assert sum(len(s) > 1 for s in mixed) >= 25  # mixed: batches draw from several corpora
     with pytest.raises(ValueError, match="mix_corpora must be true or false"):
         tiny_train_config(tmp_path, tiny_bert_dir, mix_corpora="no")
+
+
+def test_a_corpus_with_own_negatives_draws_them_only_from_its_labels(tmp_path, tiny_bert_dir):
+    """Few-NERD's split files label only their own types: their negatives stay among those."""
+    from anyner.train.sampling import Corpus, Mix
+    from anyner.types import Example, Span
+
+    own = [Example(words=["a", "b"], spans=[Span(0, 1, f"own{i}")]) for i in range(4)]
+    pool = [Example(words=["c", "d"], spans=[Span(0, 1, f"pool{i}")]) for i in range(40)]
+    corpora = [Corpus("own", own, 1.0, negatives="own"), Corpus("pool", pool, 1.0)]
+    settings = tiny_train_config(tmp_path, tiny_bert_dir, neg_ratio=3.0, drop_labels=0.0).train
+    mix = Mix(corpora, settings, 4)
+    seen_own, seen_pool = set(), set()
+    for step in range(60):
+        item = mix.item(0, step, 0)
+        (seen_own if item.words[0] == "a" else seen_pool).update(item.labels)
+    assert seen_own and seen_own <= {f"own{i}" for i in range(4)}
+    # the other corpus still draws negatives from every label, the own corpus's included
+    assert any(lab.startswith("own") for lab in seen_pool) and any(
+        lab.startswith("pool") for lab in seen_pool
+    )
+    from anyner.train.config import config_from_dict
+
+    with pytest.raises(ValueError, match="negatives must be 'pool' or 'own'"):
+        config_from_dict({"data": [{"path": "x.jsonl", "negatives": "mine"}]})

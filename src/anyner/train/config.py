@@ -45,6 +45,10 @@ class DataSource:
     )
     max_records: int | None = None  # read at most this many records
     keep_empty: float = 1.0  # fraction of records without any span to keep
+    # where this source's negative labels come from: "pool" (the labels of every source) or
+    # "own" (only this source's labels: for files that annotate only some types, such as
+    # Few-NERD's split files, where any other type may be present but unlabelled)
+    negatives: str = "pool"
 
 
 @dataclass
@@ -119,6 +123,10 @@ class TrainConfig:
             if src.weight <= 0:
                 raise ValueError(f"data source {src.path!r}: weight must be > 0, got {src.weight}")
             unit_interval(src.keep_empty, f"data source {src.path!r}: keep_empty")
+            if src.negatives not in ("pool", "own"):
+                raise ValueError(
+                    f"data source {src.path!r}: negatives must be 'pool' or 'own', got {src.negatives!r}"
+                )
         if t.loss not in ("bce", "focal"):
             raise ValueError(f"train.loss must be 'bce' or 'focal', got {t.loss!r}")
         if t.reduction not in ("sum", "mean"):

@@ -120,6 +120,7 @@ class Trainer:
         if m.init_from:
             # transformers' encoder module: the training loop swaps its attention dropout for a faster one
             self.model = AnyNER.from_pretrained(m.init_from, device=device, encoder_module="transformers")
+            self.model.calibration = None  # the weights change: the init model's calibration would not fit
             wanted = m.network.model_type
             if wanted == "uni_encoder_span_relex" and self.model.config.model_type != wanted:
                 from anyner.train.relex import relex_from_span_model

@@ -40,6 +40,7 @@ class Corpus:
     examples: Sequence[Example]
     weight: float
     labels: Counter[str] = field(default_factory=Counter)  # span label -> count
+    negatives: str = "pool"  # "pool": negatives from every corpus's labels; "own": from this one's
 
     def __post_init__(self) -> None:
         if not self.labels:
@@ -69,7 +70,7 @@ def load_corpora(sources: list[DataSource], seed: int, log=print) -> list[Corpus
         if not len(examples):
             raise ValueError(f"data source {src.path} yields no examples ({report})")
         log(f"{Path(src.path).name}: {len(examples)} examples kept ({report})")
-        corpora.append(Corpus(Path(src.path).name, examples, src.weight, examples.labels))
+        corpora.append(Corpus(Path(src.path).name, examples, src.weight, examples.labels, src.negatives))
     return corpora
 
 
@@ -128,6 +129,8 @@ class Mix:
         if not counts:
             raise ValueError("the training data has no labelled span at all")
         self.pool = sorted(counts)  # negatives are drawn from the labels of all other examples
+        # a corpus that annotates only its own types draws its negatives among those
+        self.own_pool = {id(c): sorted(c.labels) for c in corpora if c.negatives == "own"}
         self.long_spans = 0  # gold spans wider than max_width (they cannot be scored)
         self.names = LabelNames.load(settings.label_names) if settings.rename_labels > 0 else None
 
@@ -137,13 +140,15 @@ class Mix:
         pick = rng if self.settings.mix_corpora else np.random.default_rng([seed, step])
         corpus = self.corpora[int(pick.choice(len(self.corpora), p=self.corpus_p))]
         ex = corpus.examples[int(rng.integers(len(corpus.examples)))]
-        item = self.prompt(ex, rng)
+        item = self.prompt(ex, rng, self.own_pool.get(id(corpus)))
         # its own stream, so that the draws above are those of a run without windows
         item.draw = float(np.random.default_rng([seed, step, slot, 1]).random())
         return item
 
-    def prompt(self, ex: Example, rng: np.random.Generator) -> TrainItem:
+    def prompt(self, ex: Example, rng: np.random.Generator, pool: list[str] | None = None) -> TrainItem:
+        """Prompt ``ex``: its gold labels and negatives drawn from ``pool`` (default: every label)."""
         s = self.settings
+        pool = self.pool if pool is None else pool
         # A long record is windowed later, by the featurizer, as prediction windows it.
         words, spans = ex.words, [(sp.start, sp.end, sp.label) for sp in ex.spans]
         positives = sorted({lab for _, _, lab in spans})
@@ -151,9 +156,9 @@ class Mix:
         negatives = []
         if n_neg:
             taken = set(positives)
-            for j in rng.permutation(len(self.pool))[: n_neg + len(positives)]:
-                if self.pool[j] not in taken:
-                    negatives.append(self.pool[j])
+            for j in rng.permutation(len(pool))[: n_neg + len(positives)]:
+                if pool[j] not in taken:
+                    negatives.append(pool[j])
                     if len(negatives) == n_neg:
                         break
         labels = positives + negatives
