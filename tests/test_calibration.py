@@ -512,6 +512,28 @@ def test_cli_predict_and_evaluate_threshold_auto(calibrated_dir, calibrated, pla
     assert NOT_CALIBRATED in capsys.readouterr().err
 
 
+def test_cli_annotate_threshold_auto(calibrated_dir, calibrated, plain_dir, tmp_path, capsys):
+    texts = tmp_path / "in.jsonl"
+    texts.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(SENTENCES[:3])))
+    argv = ["annotate", str(texts), "--labels", ",".join(LABELS), "--threshold", "auto", "--no-progress"]
+    assert main([*argv, "--model", str(calibrated_dir), "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    rows = [json.loads(line) for f in sorted((tmp_path / "out").glob("*.jsonl")) for line in f.open()]
+    got = [r["entities"] for r in sorted(rows, key=lambda r: r["id"])]
+    want = calibrated.predict_batch(SENTENCES[:3], LABELS, threshold="auto")  # batched, as annotate runs
+    assert [[(e["start"], e["end"], e["label"]) for e in row] for row in got] == [
+        [(e.start, e.end, e.label) for e in row] for row in want
+    ]
+    assert got[0] and all(
+        abs(a["score"] - b.score) < 1e-5
+        for row, ref in zip(got, want, strict=True)
+        for a, b in zip(row, ref, strict=True)
+    )
+    assert main([*argv, "--model", str(plain_dir), "--out", str(tmp_path / "out2")]) == 2
+    assert NOT_CALIBRATED in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
+
+
 def test_cli_threshold_values_and_help(capsys):
     with pytest.raises(SystemExit) as info:
         main(["predict", "x", "--labels", "a", "--threshold", "high"])

@@ -78,7 +78,7 @@ same with the entity types right ("strict").
 
 EXAMPLES_CALIBRATE = """\
 examples:
-  anyner calibrate runs/my-run/model --dev ../shared/data/benchmark/dev --label-counts label_counts.json
+  anyner calibrate runs/my-run/model --dev runs/dev-suite --label-counts label_counts.json
   anyner calibrate ./my-model --dev dev/CrossNER_AI dev/mit-movie --label-counts counts.json --limit 200
   anyner calibrate ./my-model --dev dev/ --label-counts counts.json --bands 0,10,100,1000
   anyner predict "..." --labels person,drug --model ./my-model --threshold auto   # then use it
@@ -396,9 +396,7 @@ def _parser() -> argparse.ArgumentParser:
         "--text-field", default="text", help="JSONL field or Parquet column of the text (default text)"
     )
     an.add_argument("--id-field", default="id", help="field or column copied as the record's id (default id)")
-    an.add_argument(
-        "-t", "--threshold", type=float, default=0.5, help="minimum score in [0, 1] (default 0.5)"
-    )
+    an.add_argument("-t", "--threshold", type=_threshold_value, default=0.5, metavar="X", help=THRESHOLD_HELP)
     an.add_argument("--nested", action="store_true", help="allow entities inside entities")
     an.add_argument("--batch-size", type=int, default=8, help="texts per model batch (default 8)")
     an.add_argument("--shard-size", type=int, default=1000, help="records per output shard (default 1000)")
@@ -951,7 +949,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     from anyner.annotate import AnnotateError, Settings, annotate
 
     labels = _labels(args.labels)
-    threshold(args.threshold, "--threshold")
+    _check_threshold(args.threshold)
     for name in ("batch_size", "shard_size", "workers", "threads"):
         if getattr(args, name) is not None:
             positive_int(getattr(args, name), "--" + name.replace("_", "-"))
@@ -964,8 +962,10 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         text_field=args.text_field, id_field=args.id_field, batch_size=args.batch_size,
         shard_size=args.shard_size, format=args.format, backend=args.backend,
     )  # fmt: skip
-    if args.model is not None:
-        load_model(args.model, args.backend)  # a model that cannot load fails here, once, before any worker
+    if args.model is not None or args.threshold == "auto":
+        # a model that cannot load (or has no calibration for --threshold auto) fails here, once,
+        # before any worker
+        _check_auto(load_model(args.model, args.backend), args.threshold)
     try:
         totals = annotate(
             args.inputs, settings, args.out, workers=args.workers, threads=args.threads, ray=args.ray,

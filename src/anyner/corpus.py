@@ -30,7 +30,7 @@ class Settings:
 
     model: str
     labels: tuple[str, ...]
-    threshold: float = 0.5
+    threshold: float | str = 0.5  # or "auto": the model's calibrated thresholds
     flat: bool = True
     text_field: str = "text"
     id_field: str = "id"
