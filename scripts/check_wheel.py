@@ -51,6 +51,7 @@ REQUIRED = [
     "anyner/resources/builtin/tokenizer.json",
     "anyner/resources/builtin/tokenizer_config.json",
     "anyner/resources/builtin/MODEL_CARD.md",
+    "anyner/resources/builtin/calibration.json",
     "anyner/resources/label_synonyms.json",
     "anyner/web/index.html",
     "anyner/web/app.js",

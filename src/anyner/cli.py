@@ -1092,14 +1092,8 @@ def _evaluate_relations(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from anyner import evaluate
-    from anyner.calibration import (
-        CALIBRATION_NAME,
-        DEFAULT_EDGES,
-        fit_bands,
-        format_fit,
-        parse_edges,
-        read_label_counts,
-    )
+    from anyner.calibrate import fit_bands, format_fit, parse_edges, read_label_counts
+    from anyner.calibration import CALIBRATION_NAME, DEFAULT_EDGES
 
     # the arguments and the data first, so that a bad one is reported at once, not after the model loads
     if args.limit is not None:

@@ -316,7 +316,7 @@ def read_folder(
 ) -> tuple[list[str], list[_Sentence], tuple[Counter[str], Counter[str]]]:
     """A benchmark folder as :func:`evaluate_folder` reads it: the lowercased labels, each record's
     text (and words) with its gold keys, and the notes (unmapped, off_boundary, duplicates) and
-    gold types not prompted, with counts. Also for :func:`anyner.calibration.score_dev_set`."""
+    gold types not prompted, with counts. Also for :func:`anyner.calibrate.score_dev_set`."""
     if words not in WORDS_MODES:
         raise ValueError(f"words must be one of {WORDS_MODES}, got {words!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -411,7 +411,7 @@ def suite_folder(name: str) -> Path:
     )
 
 
-def _grid(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+def text_grid(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     rows = [list(header), *map(list, rows)]
     widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
     # The first column holds names (left-aligned), the others numbers (right-aligned).
@@ -429,7 +429,7 @@ def format_table(suite: SuiteResult) -> str:
         for d in suite.datasets
     ]  # fmt: skip
     rows.append(("Average", "", "", "", "", "", "", f"{suite.average_f1:.1f}"))
-    return _grid(("dataset", "sentences", "gold", "predicted", "correct", "P", "R", "F1"), rows)
+    return text_grid(("dataset", "sentences", "gold", "predicted", "correct", "P", "R", "F1"), rows)
 
 
 def format_comparison(suite: SuiteResult, models: Sequence[str] = COMPARED_MODELS) -> str:
@@ -449,7 +449,7 @@ def format_comparison(suite: SuiteResult, models: Sequence[str] = COMPARED_MODEL
         paper = PAPER_F1[m]
         avg = paper["Average"] if full else sum(paper[c] for c in cols) / len(cols)
         rows.append([f"{m} (paper)", *(f"{paper[c]:.1f}" for c in cols), f"{avg:.1f}"])
-    return _grid(("F1", *cols, "Average"), rows)
+    return text_grid(("F1", *cols, "Average"), rows)
 
 
 def format_notes(suite: SuiteResult) -> str:

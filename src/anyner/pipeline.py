@@ -530,20 +530,20 @@ class AnyNER:
             if isinstance(ws, str) or not all(isinstance(w, str) and w and not w.isspace() for w in ws):
                 raise TypeError(f"words[{i}] must be a list of non-blank strings")
             texts.append(" ".join(ws))
-            split.append(_joined_words(ws))
+            split.append(joined_words(ws))
         return self._predict(texts, split, labels, batch_size, threshold, flat, multi_label, progress)
 
     def _predict(
         self, texts, words, labels, batch_size, threshold, flat, multi_label, progress
     ) -> list[list[Entity]]:
-        label_sets, found = self._find_candidates(texts, words, labels, batch_size, threshold, progress)
+        label_sets, found = self.find_candidates(texts, words, labels, batch_size, threshold, progress)
         out = []
         for i, text in enumerate(texts):
             kept = greedy(found[i], len(words[i]), flat=flat, multi_label=multi_label)
-            out.append(_entities(text, words[i], label_sets[i], kept))
+            out.append(entities_of(text, words[i], label_sets[i], kept))
         return out
 
-    def _resolve_threshold(self, threshold: Any, label_set: LabelSet) -> Any:
+    def resolve_threshold(self, threshold: Any, label_set: LabelSet) -> Any:
         """``threshold`` as the featurizer takes it: ``"auto"`` becomes the calibration's dict."""
         if not is_auto(threshold):
             return threshold
@@ -551,11 +551,11 @@ class AnyNER:
             raise ValueError(no_calibration_message())
         return self.calibration.thresholds(label_set.names)
 
-    def _find_candidates(
+    def find_candidates(
         self, texts, words, labels, batch_size, threshold, progress
     ) -> tuple[list[LabelSet], list[Candidates]]:
         """Each text's label set and every candidate (span, label, score) above its label's
-        threshold, before the greedy choice (what :func:`anyner.calibration.score_dev_set` keeps)."""
+        threshold, before the greedy choice (what :func:`anyner.calibrate.score_dev_set` keeps)."""
         validate.positive_int(batch_size, "batch_size")
         featurizer = self.featurizer
         given = labels if isinstance(labels, LabelEmbeddings) else None
@@ -565,7 +565,7 @@ class AnyNER:
         label_sets = featurizer.label_sets(labels, len(texts))
         # Every argument is checked even when there is no text (or no word) to run on.
         unique = dict.fromkeys(label_sets or [featurizer.label_set(labels)])
-        checked = {ls: featurizer.thresholds(self._resolve_threshold(threshold, ls), ls) for ls in unique}
+        checked = {ls: featurizer.thresholds(self.resolve_threshold(threshold, ls), ls) for ls in unique}
         for ls in checked:
             featurizer.label_groups(ls)  # raises for a label too long for the encoder
         thresholds = [checked[ls] for ls in label_sets]
@@ -800,7 +800,7 @@ def _relation_token(tokenizer: Any, config: AnyNERConfig) -> AnyNERConfig:
     return checkpoint.add_relation_token(tokenizer, config)
 
 
-def _joined_words(words: Sequence[str]) -> list[Word]:
+def joined_words(words: Sequence[str]) -> list[Word]:
     """The words of ``" ".join(words)`` with their character offsets in it."""
     pos, row = 0, []
     for w in words:
@@ -809,7 +809,7 @@ def _joined_words(words: Sequence[str]) -> list[Word]:
     return row
 
 
-def _entities(text: str, words: list[Word], label_set: LabelSet, kept: list[Candidate]) -> list[Entity]:
+def entities_of(text: str, words: list[Word], label_set: LabelSet, kept: list[Candidate]) -> list[Entity]:
     out = []
     for c in kept:
         start, end = words[c.start].start, words[c.end - 1].end

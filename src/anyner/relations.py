@@ -215,13 +215,13 @@ def predict_relations(
     if not label_sets:  # no text: the arguments are still checked
         label_set = featurizer.label_set(labels)
         relation_set(featurizer, relations, label_set)
-        featurizer.thresholds(model._resolve_threshold(threshold, label_set), label_set)
+        featurizer.thresholds(model.resolve_threshold(threshold, label_set), label_set)
         return []
     rel_sets = [
         relation_set(featurizer, relations[i] if per_text else relations, label_sets[i])
         for i in range(len(texts))
     ]
-    thresholds = [featurizer.thresholds(model._resolve_threshold(threshold, ls), ls) for ls in label_sets]
+    thresholds = [featurizer.thresholds(model.resolve_threshold(threshold, ls), ls) for ls in label_sets]
     # relation and adjacency thresholds default to the entity threshold: 0.5 for a dict or "auto"
     default = 0.5 if isinstance(threshold, Mapping) or is_auto(threshold) else validate.threshold(threshold)
     rel_th = (
