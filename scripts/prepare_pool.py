@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "train"
+DATA = Path(os.environ.get("ANYNER_SHARED") or ROOT.parent / "shared") / "data" / "train"
 OUT = ROOT.parent / "runs" / "pool"
 
 Record = tuple[list[str], list[tuple[int, int, str]]]  # words, half-open spans with natural names

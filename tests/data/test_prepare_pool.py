@@ -18,6 +18,10 @@ def pool():
     spec = importlib.util.spec_from_file_location("prepare_pool", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    if (
+        shared_dir() is not None
+    ):  # the script reads ../shared beside the repository; tests may find it elsewhere
+        module.DATA = shared_dir() / "data" / "train"
     return module
 
 
