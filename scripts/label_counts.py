@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -25,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the JSON file to write")
     args = parser.parse_args(argv)
 
+    from anyner.fileio import atomic_write_text
     from anyner.train.config import load_train_config
     from anyner.train.sampling import load_corpora
 
@@ -36,11 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     for corpus in corpora:
         for label, n in corpus.labels.items():
             counts[label.strip().lower()] += n
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(
-        json.dumps(dict(counts.most_common()), indent=0, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, json.dumps(dict(counts.most_common()), indent=0, ensure_ascii=False) + "\n")
     print(f"{len(counts)} labels, {sum(counts.values())} spans -> {args.out}")
     return 0
 

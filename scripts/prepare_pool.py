@@ -24,7 +24,6 @@ import json
 import os
 import re
 import sys
-from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -85,12 +84,12 @@ class CharText:
         if end <= start:
             tally.skips["empty character span"] += 1
             return None
-        first = bisect_right(self.ends, start)
-        last = bisect_left(self.starts, end) - 1
-        if first > last:
+        from anyner.words import word_span
+
+        span = word_span(self.starts, self.ends, start, end)
+        if span is None:
             tally.skips["character span covers no word"] += 1
-            return None
-        return first, last + 1
+        return span
 
 
 ABBREVIATIONS = {
@@ -379,10 +378,10 @@ def convert(name: str, out: Path | None) -> Tally:
         codes = ", ".join(f"{c!r} ({n})" for c, n in tally.unmapped.most_common())
         raise SystemExit(f"{name}: codes without a natural name in its label map: {codes}")
     if out is not None:
+        from anyner.fileio import atomic_write_text
+
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / f".{name}.jsonl.tmp"
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, out / f"{name}.jsonl")
+        atomic_write_text(out / f"{name}.jsonl", "\n".join(lines) + "\n")
     return tally
 
 

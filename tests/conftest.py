@@ -35,6 +35,17 @@ def shared_dir() -> Path | None:
     return None
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module's tests (``pytestmark = pytest.mark.usefixtures(...)``):
+    the HTTP tests run the model on the server's worker thread beside the client's threads, and
+    more torch threads than cores there only slow every request down."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     path = shared_dir()

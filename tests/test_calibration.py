@@ -20,6 +20,8 @@ from anyner.cli import main
 from anyner.evaluate import evaluate_folder
 from tests.conftest import randomize_head, same_entities
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 LABELS = ["person", "organization", "city"]
 SENTENCES = [
     "Bill Gates founded Microsoft in Albuquerque in 1975 .",
@@ -53,14 +55,6 @@ def calibration_dict(**changes) -> dict:
 
 
 # ---------------------------------------------------------------------- models and data
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

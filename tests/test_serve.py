@@ -26,6 +26,8 @@ from anyner.cli import _parser  # noqa: E402
 from anyner.serve import BodyLimit, Limits, MicroBatcher, create_app  # noqa: E402
 from tests.conftest import StubModel, in_thread, same_entities, spread_head, wait_until
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TEXT = "Bill Gates founded Microsoft on April 4, 1975 in Albuquerque, New Mexico."
 LABELS = ["person", "organization", "date", "location"]
 
@@ -34,14 +36,6 @@ LABELS = ["person", "organization", "date", "location"]
 def tiny_model(minilm_dir) -> AnyNER:
     torch.manual_seed(0)
     return spread_head(AnyNER.from_encoder(minilm_dir, hidden_size=64, num_rnn_layers=0))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def client_for(model, **options) -> TestClient:

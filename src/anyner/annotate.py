@@ -47,6 +47,7 @@ from anyner.corpus import (
     read_shard,
     require_pyarrow,
 )
+from anyner.fileio import atomic_write_text
 
 MANIFEST = "manifest.json"
 ON_ERROR = ("skip", "fail")
@@ -88,9 +89,7 @@ class Manifest:
             k: sum(s[k] for s in self.shards.values()) for k in ("records", "entities", "words", "errors")
         }
         self.data["totals"] = totals
-        tmp = self.path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.data, indent=1) + "\n")
 
 
 def annotate(

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from anyner.fileio import atomic_write
 
 FORMATS = ("jsonl", "parquet")
 TEXT_SUFFIXES = {".txt", ".text"}
@@ -214,19 +215,17 @@ class ShardWorker:
 
 def write_shard(out: Path, name: str, rows: list[dict[str, Any]], fmt: str) -> Path:
     """Write one shard's rows to ``out/name.<fmt>`` through a temporary file and a rename."""
-    final = out / f"{name}.{fmt}"
-    tmp = out / f".{name}.{os.getpid()}.tmp"
-    if fmt == "jsonl":
-        with open(tmp, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-    else:
-        pa = require_pyarrow()
-        pa.parquet.write_table(pa.Table.from_pylist(rows, schema=parquet_schema()), str(tmp))
-    os.replace(tmp, final)
-    return final
+
+    def write(tmp: Path) -> None:
+        if fmt == "jsonl":
+            with open(tmp, "w", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            pa = require_pyarrow()
+            pa.parquet.write_table(pa.Table.from_pylist(rows, schema=parquet_schema()), str(tmp))
+
+    return atomic_write(out / f"{name}.{fmt}", write)
 
 
 def parquet_schema() -> Any:

@@ -13,7 +13,6 @@ module; nothing here imports them.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +25,7 @@ from anyner.calibration import CALIBRATION_NAME, Calibration, is_auto, no_calibr
 from anyner.config import AnyNERConfig
 from anyner.decode import Candidate, Candidates, greedy
 from anyner.featurize import Featurizer, Labels, LabelSet, plan_windows
+from anyner.fileio import follow_umask
 from anyner.label_vectors import LabelCache, LabelEmbeddings
 from anyner.optional import OptionalModule, available
 from anyner.runtime import (
@@ -394,7 +394,7 @@ class AnyNER:
             self.hf_config.vocab_size = self.config.vocab_size
         weights = folder / checkpoint.SAFETENSORS_NAME
         save_file(checkpoint.gliner_state_dict(self.model), str(weights))
-        weights.chmod(0o666 & ~_umask())  # safetensors writes 0600; the other files follow the umask
+        follow_umask(weights)  # safetensors writes 0600; the other files follow the umask
         gliner_config = checkpoint.config_to_gliner(self.config, self.hf_config)
         (folder / checkpoint.CONFIG_NAME).write_text(
             json.dumps(gliner_config, indent=2) + "\n", encoding="utf-8"
@@ -848,12 +848,6 @@ def _config_dict(hf_config: Any) -> dict[str, Any]:
     values = hf_config.to_dict()
     values["model_type"] = hf_config.model_type
     return values
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _max_tokens(tokenizer: Any, hf_config: Any) -> int:

@@ -14,10 +14,11 @@ state, safe beside a training loop.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from anyner.fileio import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -168,10 +169,7 @@ def _save(fig: Figure, out: Path) -> Path:
     """Write ``fig`` to ``out`` as a PNG, atomically (a reader never sees half a file)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name("." + out.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=100)
-    os.replace(tmp, out)
-    return out
+    return atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
 def plot_curves(run: str | Path, out: str | Path | None = None) -> Path:

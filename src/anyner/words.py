@@ -17,7 +17,8 @@ The words are the reference's: the same tokens at the same offsets.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 
 from anyner.types import Word
@@ -50,6 +51,23 @@ def split_words(text: str) -> list[Word]:
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     return [Word(m.group(), m.start(), m.end()) for m in WORD_PATTERN.finditer(text)]
+
+
+def word_span(starts: Sequence[int], ends: Sequence[int], start: int, end: int) -> tuple[int, int] | None:
+    """The words that the characters ``[start, end)`` touch, as a half-open word range.
+
+    ``starts`` and ``ends`` are the words' character offsets, in order (``Word.start`` and
+    ``Word.end``). A span that cuts into a word is widened to the whole word; None when the
+    span is empty or touches no word (it lies in the space between two).
+
+    Example:
+        >>> words = split_words("New York City")
+        >>> word_span([w.start for w in words], [w.end for w in words], 4, 10)
+        (1, 3)
+    """
+    first = bisect_right(ends, start)
+    last = bisect_left(starts, end) - 1
+    return (first, last + 1) if end > start and first <= last else None
 
 
 def get_splitter(name: str | None) -> Splitter:
@@ -202,4 +220,4 @@ _TOKENIZERS: dict[str, Callable[[], Callable[[str], list[Word]]]] = {
 }  # fmt: skip
 
 
-__all__ = ["SUPPORTED_SPLITTERS", "WORD_PATTERN", "get_splitter", "split_words"]
+__all__ = ["SUPPORTED_SPLITTERS", "WORD_PATTERN", "get_splitter", "split_words", "word_span"]

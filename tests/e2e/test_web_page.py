@@ -27,6 +27,7 @@ uvicorn = pytest.importorskip("uvicorn", reason="the server needs uvicorn")
 httpx = pytest.importorskip("httpx", reason="the WebDriver client needs httpx")
 
 from anyner import AnyNER  # noqa: E402
+from anyner.calibration import Calibration  # noqa: E402
 from anyner.serve import create_app  # noqa: E402
 from tests.conftest import spread_head  # noqa: E402
 
@@ -209,6 +210,9 @@ def test_the_page_highlights_entities(browser, tiny_model, tmp_path):
         wait_for(
             lambda: "tiny test model" in browser.script("return document.body.textContent"), 30, "the page"
         )
+        assert browser.script("return document.getElementById('auto-field').hidden") is True, (
+            "no calibrated box for a model without calibration"
+        )
         browser.type("#text", TEXT)
         browser.type("#labels", ", ".join(LABELS))
         browser.type("#threshold-value", str(THRESHOLD))
@@ -229,6 +233,34 @@ def test_the_page_highlights_entities(browser, tiny_model, tmp_path):
         assert mark["color"], "each label has a background colour"
     assert seen["rows"] == [e.text for e in expected]
     assert seen["injected"] == 0 and seen["text"] == TEXT, "the text's own markup is shown, not run"
+
+
+def test_the_calibrated_box_sends_auto_thresholds(browser, tiny_model):
+    # per-label thresholds unlike the slider's 0.5: the page must send "auto", not the number
+    calibration = Calibration(labels={"person": 0.3, "organization": 0.95, "location": 0.3, "date": 0.95})
+    tiny_model.calibration = calibration
+    try:
+        expected = tiny_model.predict(TEXT, LABELS, threshold="auto")
+        assert expected, "the tiny model finds entities at these thresholds"
+        assert expected != tiny_model.predict(TEXT, LABELS, threshold=0.5)
+        with serving(create_app(tiny_model, name="calibrated test model")) as url:
+            browser.get(url + "/")
+            wait_for(
+                lambda: browser.script("return !document.getElementById('auto-field').hidden"),
+                30,
+                "the calibrated box of a calibrated model",
+            )
+            browser.type("#text", TEXT)
+            browser.type("#labels", ", ".join(LABELS))
+            browser.click("#auto")
+            assert browser.script("return document.getElementById('threshold-value').disabled") is True
+            browser.click("#submit")
+            wait_for(lambda: browser.find_all("#result mark.entity"), 60, "highlighted entities")
+            seen = browser.script(READ_RESULT)
+    finally:
+        tiny_model.calibration = None
+    assert seen["error"] == ""
+    assert [(m["label"], m["text"]) for m in seen["marks"]] == [(e.label, e.text) for e in expected]
 
 
 def test_the_page_shows_errors_as_text(browser, tiny_model):

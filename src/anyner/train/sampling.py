@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -116,6 +116,37 @@ class LabelNames:
         return names
 
 
+def prompt_names(
+    positives: list[str],
+    pool: Sequence[str],
+    rng: np.random.Generator,
+    s: TrainSettings,
+    cap: int,
+    avoid: Collection[str] = (),
+) -> list[str]:
+    """The names one training prompt shows: the gold ``positives`` plus negatives drawn from
+    ``pool`` (``neg_ratio`` per positive; 1 to 5 for a record without any), never one of
+    ``avoid``; then, with probability ``drop_labels``, a random subset; shuffled; at most ``cap``.
+
+    Entity prompts (:meth:`Mix.prompt`) and relation prompts (:mod:`anyner.train.relex`, whose
+    relation names avoid the prompt's entity labels) both draw theirs here.
+    """
+    n_neg = round(s.neg_ratio * len(positives)) if positives else int(rng.integers(1, 6))
+    negatives: list[str] = []
+    taken = set(positives) | set(avoid)
+    if n_neg:
+        for j in rng.permutation(len(pool))[: n_neg + len(taken)]:
+            if pool[j] not in taken:
+                negatives.append(pool[j])
+                if len(negatives) == n_neg:
+                    break
+    names = positives + negatives
+    if len(names) > 1 and rng.random() < s.drop_labels:
+        keep = int(rng.integers(1, len(names) + 1))
+        names = [names[j] for j in sorted(rng.permutation(len(names))[:keep])]
+    return [names[j] for j in rng.permutation(len(names))][:cap]
+
+
 class Mix:
     """Samples prompted training items from weighted corpora."""
 
@@ -152,20 +183,7 @@ class Mix:
         # A long record is windowed later, by the featurizer, as prediction windows it.
         words, spans = ex.words, [(sp.start, sp.end, sp.label) for sp in ex.spans]
         positives = sorted({lab for _, _, lab in spans})
-        n_neg = round(s.neg_ratio * len(positives)) if positives else int(rng.integers(1, 6))
-        negatives = []
-        if n_neg:
-            taken = set(positives)
-            for j in rng.permutation(len(pool))[: n_neg + len(positives)]:
-                if pool[j] not in taken:
-                    negatives.append(pool[j])
-                    if len(negatives) == n_neg:
-                        break
-        labels = positives + negatives
-        if len(labels) > 1 and rng.random() < s.drop_labels:
-            keep = int(rng.integers(1, len(labels) + 1))
-            labels = [labels[j] for j in sorted(rng.permutation(len(labels))[:keep])]
-        labels = [labels[j] for j in rng.permutation(len(labels))][: s.max_types]
+        labels = prompt_names(positives, pool, rng, s, s.max_types)
         shown = self._rename(labels, set(positives), rng) if self.names is not None else labels
         index = {lab: j for j, lab in enumerate(labels)}
         kept = []

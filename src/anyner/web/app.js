@@ -3,7 +3,9 @@
 // (anyner.render); everything else is inserted as text. With a model that extracts
 // relations (v1/model says relations: true), the page also asks for the relations
 // named, draws each as a labelled arrow from its head entity to its tail entity (an
-// SVG laid over the highlighted text) and lists them under the text.
+// SVG laid over the highlighted text) and lists them under the text. With a model that
+// has calibrated thresholds (v1/model says calibrated: true), a "calibrated" box sends
+// "threshold": "auto" instead of the slider's number.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -14,6 +16,9 @@
   let shown = null; // the last answer with relations, redrawn when the layout changes
   slider.addEventListener("input", () => { number.value = slider.value; });
   number.addEventListener("input", () => { slider.value = number.value; });
+  $("auto").addEventListener("change", () => {
+    slider.disabled = number.disabled = $("auto").checked;
+  });
 
   function names(id) {
     return $(id).value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
@@ -196,9 +201,10 @@
   $("form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const labels = names("labels");
-    const threshold = Number(number.value);
+    const auto = $("auto").checked; // the model's calibrated thresholds instead of one number
+    const threshold = auto ? "auto" : Number(number.value);
     if (labels.length === 0) return show("Give at least one label, e.g. person, organization.", "");
-    if (number.value === "" || !(threshold >= 0 && threshold <= 1)) {
+    if (!auto && (number.value === "" || !(threshold >= 0 && threshold <= 1))) {
       return show("The threshold must be a number between 0 and 1.", "");
     }
     const body = {
@@ -261,6 +267,8 @@
       if (!info) return;
       $("model").textContent = "Model: " + info.name + ".";
       relationsSupported(info.relations === true);
+      // a calibrated model (calibration.json) also takes "threshold": "auto"
+      $("auto-field").hidden = info.calibrated !== true;
     })
     .catch(() => {});
 })();
