@@ -5,8 +5,8 @@ config, the tokenizer, a model card, the int8 ONNX export that the light install
 (exported from the fp16 weights as shipped) and, when given, the threshold calibration
 that ``threshold="auto"`` reads.
 
-    python scripts/package_builtin.py ../runs/builtin-minilm-v0.3/model --card MODEL_CARD.md \
-        --calibration ../runs/builtin-minilm-v0.3/calibration.json
+    python scripts/package_builtin.py ../runs/builtin-minilm-v0.4/model --card MODEL_CARD.md \
+        --calibration ../runs/builtin-minilm-v0.4/model/calibration.json
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import shutil
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
+
+from anyner.fileio import follow_umask
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = REPO / "src" / "anyner" / "resources" / "builtin"
@@ -60,6 +62,7 @@ def main() -> None:
         {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
         str(tmp / "model.safetensors"),
     )
+    follow_umask(tmp / "model.safetensors")  # safetensors writes 0600; the wheel's files are 0644
     for name in KEEP:
         if (args.model / name).is_file():
             shutil.copy(args.model / name, tmp / name)

@@ -387,7 +387,7 @@ PAGE_EXAMPLE = {  # what the built-in model finds in the page's own example: all
     ("Bill Gates", "person"),
     ("Paul Allen", "person"),
     ("Microsoft", "organization"),
-    ("Albuquerque", "location"),  # v0.3 gives the city and the state apart, both right
+    ("Albuquerque", "location"),  # v0.3 and v0.4 give the city and the state apart, both right
     ("New Mexico", "location"),
     ("April 4, 1975", "date"),
 }
