@@ -27,7 +27,11 @@ CASES = [
     (
         "Apple released the iPhone in California in 2007.",
         ["organization", "product", "location", "date"],
-        {("iPhone", "product"), ("California", "location"), ("2007", "date")},  # Apple: v0.3 product, v0.4 right
+        {
+            ("iPhone", "product"),
+            ("California", "location"),
+            ("2007", "date"),
+        },  # Apple: v0.3 product, v0.4 right
     ),
 ]
 
