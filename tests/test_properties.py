@@ -58,6 +58,9 @@ from anyner import AnyNER, Entity, cli
 from anyner.decode import Candidates, greedy
 from tests.conftest import brute_force, check_entities, same_entities, spread_head
 
+# others share the machine; one thread is also the fastest for tiny models
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # ---------------------------------------------------------------------- hypothesis profiles
 
 _COMMON = dict(
@@ -80,14 +83,6 @@ def fuzz(share: float = 1.0) -> settings:
 
 
 # ---------------------------------------------------------------------- models
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # others share the machine; one thread is also the fastest for tiny models
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

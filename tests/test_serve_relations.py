@@ -27,7 +27,9 @@ from anyner.serve import RELATION_FIELDS, Limits, create_app  # noqa: E402
 from anyner.serve import _per_text as per_text  # noqa: E402
 from anyner.types import Relation  # noqa: E402
 from tests.conftest import RELATIONS, StubModel, in_thread, ood_sample, same_entities, wait_until  # noqa: E402
-from tests.test_serve import client_for, one_torch_thread, queue_in_order  # noqa: E402, F401  (the fixture applies here too)
+from tests.test_serve import client_for, queue_in_order  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 REQUEST_FIELDS = {"text", "texts", "labels", "threshold", "flat", "nested", "multi_label", "html"}
 TOL = 1e-5  # a batch padded otherwise moves a score by ~1e-7
