@@ -52,6 +52,8 @@ REQUIRED = [
     "anyner/resources/builtin/tokenizer_config.json",
     "anyner/resources/builtin/MODEL_CARD.md",
     "anyner/resources/builtin/calibration.json",
+    "anyner/resources/builtin/relations/gliner_config.json",
+    "anyner/resources/builtin/relations/model_delta.safetensors",
     "anyner/resources/label_synonyms.json",
     "anyner/web/index.html",
     "anyner/web/app.js",
@@ -228,6 +230,14 @@ def smoke_test(wheel: Path, env_dir: Path) -> list[str]:
             )
         else:
             print(f"  anyner predict: {sorted(found)}")
+        # the built-in relation model needs torch: a clear refusal, not a crash
+        done = run(str(anyner), "predict", SMOKE_TEXT, "--labels", SMOKE_LABELS, "--relations", "founded")
+        if done.returncode != 2 or "anyner[torch]" not in done.stderr:
+            failures.append(
+                f"anyner predict --relations: exit {done.returncode}, stderr {done.stderr[-500:]}"
+            )
+        else:
+            print(f"  anyner predict --relations: refused, {done.stderr.strip().splitlines()[-1]}")
         probe = (
             "import importlib.util, json, anyner; print(json.dumps({'file': anyner.__file__, "
             f"'heavy': [m for m in {HEAVY!r} if importlib.util.find_spec(m)]}}))"

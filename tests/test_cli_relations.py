@@ -305,11 +305,22 @@ def test_bad_relation_arguments_are_refused_before_the_model_loads(tmp_path, cap
         assert message in refused([*base, *extra], capsys), extra
 
 
-def test_the_builtin_model_is_refused_with_a_hint(capsys):
+def test_the_builtin_model_answers_relations(capsys):
+    """The built-in model finds relations: its relation model (builtin/relations) loads on the first
+    call, and the CLI prints what the Python API gives."""
+    text = "Marie Curie was born in Warsaw and worked at the University of Paris."
+    labels, relations = ["person", "city", "organization"], ["born in", "works for"]
+    want = AnyNER.from_pretrained().predict_relations(text, labels, relations)
     for model in ([], ["--model", "builtin"]):
-        err = refused(["predict", "Ada met Charles.", "-l", "person", "-r", "works with", *model], capsys)
-        assert "needs a relation-extraction model" in err and "the built-in model finds entities only" in err
-        assert "UniEncoderSpanRelexGLiNER" in err and "--model" in err
+        argv = ["predict", text, "-l", ",".join(labels), "-r", ",".join(relations), "--format", "jsonl"]
+        argv += model
+        assert main(argv) == 0
+        [record] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [(e["start"], e["end"], e["label"]) for e in record["entities"]] == [
+            (e.start, e.end, e.label) for e in want[0]
+        ]
+        got = [(r["head"]["entity_idx"], r["tail"]["entity_idx"], r["relation"]) for r in record["relations"]]
+        assert got == [(r.head_index, r.tail_index, r.label) for r in want[1]]
 
 
 def test_an_entity_only_model_is_refused_after_it_loads(entity_model_dir, capsys):

@@ -172,7 +172,7 @@ def test_relations_off_gives_an_empty_list(fake):
     assert spacy.blank("en")("not annotated")._.anyner_relations == []
 
 
-def test_relation_config_errors(fake, monkeypatch, tiny_bert_dir):
+def test_relation_config_errors(fake, tiny_bert_dir):
     nlp = spacy.blank("en")
     with pytest.raises(ValueError, match="relation_threshold applies to relations only"):
         nlp.add_pipe("anyner", config={"labels": LABELS, "model": "fake", "relation_threshold": 0.3})
@@ -181,11 +181,6 @@ def test_relation_config_errors(fake, monkeypatch, tiny_bert_dir):
                                        "relation_threshold": 2.0})  # fmt: skip
     with pytest.raises(TypeError, match="not the string"):
         AnyNERComponent("x", fake, LABELS, relations="knows")
-    # the built-in model finds entities only: refused before it loads
-    monkeypatch.setattr(AnyNER, "from_pretrained", staticmethod(lambda *a, **k: pytest.fail("loaded")))
-    for model in (None, "builtin"):
-        with pytest.raises(ValueError, match="built-in model finds entities only.*UniEncoderSpanRelexGLiNER"):
-            nlp.add_pipe("anyner", config={"labels": LABELS, "model": model, "relations": ["knows"]})
     # an entity model: the relation API refuses it, at construction
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
@@ -193,6 +188,21 @@ def test_relation_config_errors(fake, monkeypatch, tiny_bert_dir):
     with pytest.raises(NotImplementedError, match="need a relation-extraction model.*uni_encoder_span model"):
         AnyNERComponent("x", entity_model, LABELS, relations=["knows"])
     assert nlp.pipe_names == []
+
+
+def test_the_builtin_model_finds_relations():
+    """The built-in model's relation model (builtin/relations) serves the component: the doc's
+    relations are the Python API's, between the doc's entities."""
+    pytest.importorskip("torch")
+    text = "Marie Curie was born in Warsaw and worked at the University of Paris."
+    labels, relations = ["person", "city", "organization"], ["born in", "works for"]
+    nlp = spacy.blank("en")
+    nlp.add_pipe("anyner", config={"labels": labels, "relations": relations})
+    doc = nlp(text)
+    _, want = AnyNER.from_pretrained().predict_relations(text, labels, relations)
+    got = [(r["head"].text, r["tail"].text, r["label"]) for r in doc._.anyner_relations]
+    assert got == [(r.head.text, r.tail.text, r.label) for r in want]
+    assert all(r["head"] in doc.ents and r["tail"] in doc.ents for r in doc._.anyner_relations)
 
 
 # ---------------------------------------------------------------------------- on a relation model

@@ -459,7 +459,11 @@ def anyner_to_gliner_key(key: str) -> str:
 
 
 def weights_file(folder: Path) -> Path:
-    for name in (SAFETENSORS_NAME, PICKLE_FREE_BIN_NAME):
+    """The folder's weights: ``model.safetensors``, ``pytorch_model.bin``, or an anyner delta
+    (``model_delta.safetensors``, see :mod:`anyner.delta`)."""
+    from anyner.delta import DELTA_NAME
+
+    for name in (SAFETENSORS_NAME, PICKLE_FREE_BIN_NAME, DELTA_NAME):
         if (folder / name).is_file():
             return folder / name
     raise CheckpointError(f"{folder} holds no weights: expected {SAFETENSORS_NAME} or {PICKLE_FREE_BIN_NAME}")
@@ -488,8 +492,11 @@ def _safetensors_dtypes() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def iter_weights(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
+def iter_weights(path: Path, plain: bool = False) -> Iterator[tuple[str, torch.Tensor]]:
     """The tensors of a weights file one at a time. Nothing is unpickled.
+
+    A delta file (:mod:`anyner.delta`) yields the whole model it stands for, its base's
+    tensors included, unless ``plain``: then only the tensors the file itself holds.
 
     A ``.safetensors`` file is read tensor by tensor with plain reads into one reused
     buffer, so loading costs the largest tensor on top of the model, not a second copy
@@ -500,6 +507,16 @@ def iter_weights(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
     if path.suffix != ".safetensors":
         yield from read_weights(path).items()
         return
+    if not plain:
+        from anyner import delta
+
+        try:
+            is_delta = delta.is_delta(path)
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"cannot read weights from {path}: {type(e).__name__}: {e}") from e
+        if is_delta:
+            yield from delta.iter_delta(path)
+            return
     try:
         with open(path, "rb") as f:
             size = path.stat().st_size

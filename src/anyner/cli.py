@@ -27,7 +27,7 @@ examples:
   anyner predict "..." --labels person --model urchade/gliner_small-v2.1     # a Hub id or a local folder
   anyner predict -f notes.txt --labels drug,dose --model ./my-model --threshold auto  # calibrated thresholds
   anyner predict "Ada Lovelace worked with Charles Babbage in London." --labels person,city \\
-      --relations "works with,lives in" --model ./my-relex-model     # entities and the relations between them
+      --relations "works with,lives in"              # entities and the relations between them
 
 input: TEXT arguments, else --file, else stdin. Each line is one text; a line that is a
 JSON object takes its "text" field, and its fields named by --keep (default "id") are copied
@@ -37,14 +37,14 @@ results are written (and flushed) as soon as they are found, so long inputs stre
 --format html waits for the whole input. A progress bar (texts, words/s) goes to stderr
 when reading --file, or stdin with stderr on a terminal; --no-progress or --quiet hide it.
 
-relations: --relations also finds the relations between the entities of each text. It needs
-a relation-extraction model, a GLiNER span relex checkpoint folder or Hub id (such as a folder
-saved from gliner's UniEncoderSpanRelexGLiNER), on the torch backend; the built-in model finds
-entities only. Relation names must differ from the labels; --nested and --multi-label apply to
-the entities as without relations. The table lists "head [label] -> relation -> tail [label]
-score" under each text's entities; json, jsonl and html records gain "relations": head and tail
-(start, end, text, type, and entity_idx, the index in that record's "entities"), relation and
-score, as gliner's relation models give them.
+relations: --relations also finds the relations between the entities of each text. It needs the
+torch backend and a model that finds relations: the built-in model (its relation model loads on
+the first such call) or a GLiNER span relex checkpoint folder or Hub id (such as a folder saved
+from gliner's UniEncoderSpanRelexGLiNER). Relation names must differ from the labels; --nested
+and --multi-label apply to the entities as without relations. The table lists "head [label] ->
+relation -> tail [label] score" under each text's entities; json, jsonl and html records gain
+"relations": head and tail (start, end, text, type, and entity_idx, the index in that record's
+"entities"), relation and score, as gliner's relation models give them.
 
 thresholds: --threshold is one number for every label (default 0.5), or auto: each label's
 threshold from the model's calibration.json, fitted per label-frequency band on dev sets by
@@ -597,11 +597,6 @@ def _relation_options(args: argparse.Namespace, labels: list[str]) -> list[str] 
         threshold(args.relation_threshold, "--relation-threshold")
     if args.adjacency_threshold is not None:
         threshold(args.adjacency_threshold, "--adjacency-threshold")
-    if args.model in (None, "builtin"):
-        raise ValueError(
-            f"--relations needs a relation-extraction model, and the built-in model finds entities only: "
-            f"{RELEX_MODEL_HINT}"
-        )
     if args.backend == "onnx":
         raise ValueError("--relations runs on the torch backend only: leave out --backend onnx")
     return relations
@@ -610,7 +605,13 @@ def _relation_options(args: argparse.Namespace, labels: list[str]) -> list[str] 
 def _check_relation_model(model: Any, name: str, labels: list[str], relations: list[str]) -> None:
     """Refuse (ValueError: exit 2) a loaded model that cannot find relations, before any output."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    if model_type != RELEX_TYPE:
+    said = getattr(model, "extracts_relations", None)
+    if getattr(model, "relation_folder", None) is not None and said is False:
+        raise ValueError(
+            "--relations: this model's relation model runs on the torch backend only "
+            "(pip install 'anyner[torch]')"
+        )
+    if not (said if isinstance(said, bool) else model_type == RELEX_TYPE):
         raise ValueError(
             f"--relations needs a relation-extraction model, and {name} finds entities only "
             f"(a {model_type} model): {RELEX_MODEL_HINT}"
@@ -1051,14 +1052,12 @@ def _evaluate_relations(args: argparse.Namespace) -> int:
     for path in args.relation_data:
         if not path.exists():
             raise ValueError(f"cannot read {path}: no such file or folder")
-    if args.model in (None, "builtin"):
-        raise ValueError(
-            f"--relation-data needs a relation-extraction model, and the built-in model finds entities only: "
-            f"{RELEX_MODEL_HINT}"
-        )
     model = load_model(args.model, args.backend)
-    if getattr(model.config, "model_type", None) != RELEX_TYPE:
-        raise ValueError(f"--relation-data needs a relation-extraction model: {RELEX_MODEL_HINT}")
+    if not getattr(model, "extracts_relations", False):
+        raise ValueError(
+            "--relation-data needs a relation-extraction model on the torch backend (the built-in model "
+            f"and GLiNER relex checkpoints): {RELEX_MODEL_HINT}"
+        )
     _check_auto(model, args.threshold)
     results = []
     for path in args.relation_data:

@@ -13,6 +13,7 @@ module; nothing here imports them.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -48,6 +49,10 @@ else:  # imported on first use: the light install runs ONNX exports without it
 
 BACKENDS = ("auto", "torch", "onnx")
 ENCODER_MODULES = ("auto", "transformers")
+RELEX_TYPE = "uni_encoder_span_relex"  # GLiNER's span relation-extraction models
+# An entity model's folder may carry a relation model here (the built-in model does): it answers
+# predict_relations, loaded on first use, so the entity model's own predictions never change.
+RELATIONS_DIR = "relations"
 
 # A threshold: one number, a dict label -> number, or "auto" (the model's calibration.json)
 Threshold = float | Mapping[str, float] | Literal["auto"]
@@ -108,6 +113,11 @@ class AnyNER:
         self.split_words = get_splitter(splitter) if splitter in SUPPORTED_SPLITTERS else split_words
         self.labels_tokenizer = labels_tokenizer
         self.calibration = calibration
+        # a folder's own relation model (RELATIONS_DIR), loaded on the first predict_relations call
+        self.relation_folder: Path | None = None
+        self._relation_model: AnyNER | None = None
+        self._relation_lock = threading.Lock()
+        self._encoder_module = "auto"
         self.label_cache = LabelCache() if not self.model_type.labels_in_prompt else None
         self.label_encoder = label_encoder
         if self.label_cache is not None:
@@ -246,6 +256,9 @@ class AnyNER:
         calibration = Calibration.find(folder)  # a bad calibration.json fails before the weights load
         loaded = cls._from_folder(folder, backend, device, onnx_file, encoder_module, threads)
         loaded.calibration = calibration
+        companion = folder / RELATIONS_DIR
+        if loaded.config.model_type != RELEX_TYPE and (companion / checkpoint.CONFIG_NAME).is_file():
+            loaded.relation_folder, loaded._encoder_module = companion, encoder_module
         return loaded
 
     @classmethod
@@ -679,6 +692,36 @@ class AnyNER:
 
     # ------------------------------------------------------------------ relation extraction
 
+    @property
+    def extracts_relations(self) -> bool:
+        """Whether :meth:`predict_relations` works: a relation-extraction model, or an entity model
+        whose folder carries one in ``relations/`` (the built-in model does), on the torch backend."""
+        relex = self.config.model_type == RELEX_TYPE or self.relation_folder is not None
+        return relex and self.model is not None
+
+    def relation_model(self) -> AnyNER:
+        """The model that answers :meth:`predict_relations`: this one, or the relation model of
+        this model's folder (``relations/``), loaded on the first call and kept.
+
+        Raises:
+            NotImplementedError: the folder's relation model needs the torch backend.
+            CheckpointError: its files are damaged or do not belong to this model.
+        """
+        if self.relation_folder is None or self.config.model_type == RELEX_TYPE:
+            return self
+        if self.model is None:
+            raise NotImplementedError(
+                f"this model's relations ({self.relation_folder}) run on the torch backend only: install "
+                "torch (pip install 'anyner[torch]') and load the model with backend='torch'"
+            )
+        with self._relation_lock:
+            if self._relation_model is None:
+                self._relation_model = AnyNER.from_pretrained(
+                    self.relation_folder, device=str(self.device), backend="torch",
+                    encoder_module=self._encoder_module,
+                )  # fmt: skip
+        return self._relation_model
+
     def predict_relations(
         self,
         text: str,
@@ -691,7 +734,8 @@ class AnyNER:
         adjacency_threshold: float | None = None,
     ) -> tuple[list[Entity], list[Relation]]:
         """Find entities and the relations between them in one text (relation-extraction models:
-        GLiNER checkpoints with ``relations_layer``, torch backend).
+        GLiNER checkpoints with ``relations_layer``, and the built-in model, whose relation model
+        loads on the first call; torch backend).
 
         Args:
             text: any string; long texts are read in overlapping windows.
@@ -743,9 +787,10 @@ class AnyNER:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] must be a str, got {type(t).__name__}")
-        words = [self.split_words(t) for t in texts]
+        model = self.relation_model()
+        words = [model.split_words(t) for t in texts]
         return predict_relations(
-            self, texts, words, labels, relations, batch_size, threshold, relation_threshold,
+            model, texts, words, labels, relations, batch_size, threshold, relation_threshold,
             adjacency_threshold, flat, multi_label,
         )  # fmt: skip
 

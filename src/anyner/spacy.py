@@ -55,9 +55,9 @@ component's ``stats`` and logged as a warning on the ``anyner.spacy`` logger.
 Scores: each span the component sets carries the model's score in
 ``span._.anyner_score`` (None on spans it did not set).
 
-Relations. With ``relations`` set, the model must be a relation-extraction model (a GLiNER
-span relex checkpoint, such as a folder saved from gliner's ``UniEncoderSpanRelexGLiNER``;
-the built-in model finds entities only), and the component calls its
+Relations. With ``relations`` set, the model must find relations: the built-in model (its
+relation model loads with the component), or a GLiNER span relex checkpoint, such as a folder
+saved from gliner's ``UniEncoderSpanRelexGLiNER``; the component calls its
 ``batch_predict_relations``. ``doc._.anyner_relations`` is a list of dicts (head, tail,
 label, score) whose head and tail are the spans the relation's entities became, in
 ``doc.ents`` or, when nested, in ``doc.spans[spans_key]``; it is an empty list when
@@ -145,12 +145,6 @@ def make_anyner(
     from anyner.pipeline import AnyNER
 
     _check_labels(labels)
-    if relations is not None and model in (None, "builtin"):
-        raise ValueError(
-            "the anyner component's relations need a relation-extraction model, and the built-in model "
-            "finds entities only: set model to a GLiNER relation-extraction checkpoint, a folder or Hub id "
-            "(such as a folder saved from gliner's UniEncoderSpanRelexGLiNER)"
-        )
     return AnyNERComponent(
         name, AnyNER.from_pretrained(model), labels, threshold=threshold, nested=nested,
         spans_key=spans_key, alignment_mode=alignment_mode, batch_size=batch_size,

@@ -52,3 +52,11 @@ def test_bi_encoder_type_takes_a_labels_encoder(tmp_path):
     cfg.write_text('[model]\nlabels_encoder = "minilm"\n[[data]]\npath = "x.jsonl"\n')
     with pytest.raises(ValueError, match="labels_encoder is only for bi-encoder types"):
         load_train_config(cfg)
+
+
+def test_init_from_builtin_names_the_builtin_model(tmp_path):
+    cfg = tmp_path / "ft.toml"
+    cfg.write_text('[model]\ninit_from = "builtin"\n[[data]]\npath = "x.jsonl"\n')
+    assert load_train_config(cfg).model.init_from == "builtin"  # not a path beside the config
+    cfg.write_text('[model]\ninit_from = "my-model"\n[[data]]\npath = "x.jsonl"\n')
+    assert load_train_config(cfg).model.init_from == str(tmp_path / "my-model")

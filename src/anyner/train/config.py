@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from anyner.builtin import BUILTIN_NAME
 from anyner.config import AnyNERConfig
 from anyner.model_types import MODEL_TYPES
 from anyner.validate import positive_int, unit_interval
@@ -80,6 +81,9 @@ class TrainSettings:
     focal_gamma: float = 2.0
     reduction: str = "sum"  # "sum" (GLiNER) or "mean" over scored span-label pairs
     ema_decay: float = 0.0  # 0 = off; else keep an exponential moving average of the weights
+    freeze: list[str] = field(
+        default_factory=list
+    )  # parameter-name prefixes kept as they are (e.g. "encoder.transformer.embeddings.")
     device: str = "auto"  # "auto", "cpu" or "cuda"
 
 
@@ -199,7 +203,7 @@ def config_from_dict(raw: dict[str, Any], base: Path | None = None) -> TrainConf
     except (TypeError, ValueError, NotImplementedError) as e:
         raise ValueError(f"[model]: {e}") from e
     model = ModelSettings(**table, network=network)
-    if model.init_from:
+    if model.init_from and model.init_from != BUILTIN_NAME:  # "builtin": the built-in model, not a path
         model.init_from = resolve(model.init_from)
     if model.encoder not in ("minilm",) and (
         model.encoder.startswith(".") or Path(model.encoder).is_absolute()

@@ -56,15 +56,38 @@ def _fsync_tree(folder: Path) -> None:
 
 
 def make_optimizer(net: torch.nn.Module, t) -> torch.optim.AdamW:
-    """AdamW with one learning rate for the encoder (``t.lr_encoder``) and one for the rest."""
+    """AdamW with one learning rate for the encoder (``t.lr_encoder``) and one for the rest; frozen
+    parameters (``requires_grad=False``, see :func:`freeze`) are left out."""
     pretrained = ("encoder.transformer.", "label_encoder.transformer.")  # a bi-encoder's label encoder too
-    encoder = [p for n, p in net.named_parameters() if n.startswith(pretrained)]
-    others = [p for n, p in net.named_parameters() if not n.startswith(pretrained)]
+    trained = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+    encoder = [p for n, p in trained if n.startswith(pretrained)]
+    others = [p for n, p in trained if not n.startswith(pretrained)]
     return torch.optim.AdamW(
         [{"params": encoder, "lr": t.lr_encoder}, {"params": others, "lr": t.lr_others}],
         weight_decay=t.weight_decay,
         fused=True,  # one kernel over all parameters: several times faster than the per-tensor loop on CPU
     )
+
+
+def freeze(net: torch.nn.Module, prefixes: list[str]) -> int:
+    """Keeps every parameter whose name starts with one of ``prefixes`` as it is (no gradient, not in
+    the optimizer); returns how many numbers that fixes. A prefix that names no parameter is an error,
+    so that a misspelt name does not silently train everything."""
+    if not prefixes:
+        return 0
+    names = [n for n, _ in net.named_parameters()]
+    unknown = [f for f in prefixes if not any(n.startswith(f) for n in names)]
+    if unknown:
+        shown = sorted({".".join(n.split(".")[:3]) for n in names})
+        raise ValueError(
+            f"train.freeze: {unknown} name no parameter of this model; its parameters start with {shown}"
+        )
+    fixed = 0
+    for n, p in net.named_parameters():
+        if n.startswith(tuple(prefixes)):
+            p.requires_grad_(False)
+            fixed += p.numel()
+    return fixed
 
 
 class Trainer:
@@ -126,6 +149,10 @@ class Trainer:
                 )
             self.model = AnyNER.from_encoder(_resolve_encoder(m.encoder), device=device, config=network)
         self.setup_data(config, self.model, self.log)
+        fixed = freeze(self.net, t.freeze)
+        if fixed:
+            total = sum(p.numel() for p in self.net.parameters())
+            self.log(f"frozen: {fixed:,} of {total:,} parameters ({', '.join(t.freeze)})")
         self.forward = wrap(TrainForward(self.net), self.world, self.device)
         self.out = Path(config.output.dir)
         self.ckpt_dir = self.out / "checkpoints"
