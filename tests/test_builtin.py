@@ -52,3 +52,24 @@ def test_builtin_finds_plain_entities(builtin, text, labels, expected):
 def test_builtin_is_the_default_and_loads_offline(builtin):
     assert builtin.config.encoder == "sentence-transformers/all-MiniLM-L6-v2"
     assert (BUILTIN / "MODEL_CARD.md").is_file()
+
+
+def test_builtin_finds_plain_relations(builtin):
+    """The built-in relation model (builtin/relations, loaded on the first call) on a plain case,
+    with relation names of the kind it was trained on (Wikidata properties)."""
+    pytest.importorskip("torch")
+    text = "Marie Curie was born in Warsaw and worked at the University of Paris."
+    entities, relations = builtin.predict_relations(
+        text, ["person", "city", "organization"], ["place of birth", "employer"]
+    )
+    found = {(r.head.text, r.label, r.tail.text) for r in relations}
+    assert found == {
+        ("Marie Curie", "place of birth", "Warsaw"),
+        ("Marie Curie", "employer", "University of Paris"),
+    }
+    assert all(r.head in entities and r.tail in entities for r in relations)
+    assert (BUILTIN / "relations" / "MODEL_CARD.md").is_file()
+    # entities alone are the entity model's, whether or not the relation model was loaded
+    assert builtin.predict(text, ["person", "city"]) == type(builtin).from_pretrained().predict(
+        text, ["person", "city"]
+    )

@@ -309,7 +309,7 @@ def test_the_builtin_model_answers_relations(capsys):
     """The built-in model finds relations: its relation model (builtin/relations) loads on the first
     call, and the CLI prints what the Python API gives."""
     text = "Marie Curie was born in Warsaw and worked at the University of Paris."
-    labels, relations = ["person", "city", "organization"], ["born in", "works for"]
+    labels, relations = ["person", "city", "organization"], ["place of birth", "employer"]
     want = AnyNER.from_pretrained().predict_relations(text, labels, relations)
     for model in ([], ["--model", "builtin"]):
         argv = ["predict", text, "-l", ",".join(labels), "-r", ",".join(relations), "--format", "jsonl"]
@@ -320,7 +320,7 @@ def test_the_builtin_model_answers_relations(capsys):
             (e.start, e.end, e.label) for e in want[0]
         ]
         got = [(r["head"]["entity_idx"], r["tail"]["entity_idx"], r["relation"]) for r in record["relations"]]
-        assert got == [(r.head_index, r.tail_index, r.label) for r in want[1]]
+        assert got == [(r.head_index, r.tail_index, r.label) for r in want[1]] and got
 
 
 def test_an_entity_only_model_is_refused_after_it_loads(entity_model_dir, capsys):
@@ -339,5 +339,6 @@ def test_help_teaches_relations(capsys):
     out = capsys.readouterr().out
     for flag in ("--relations", "--relation-threshold", "--adjacency-threshold"):
         assert flag in out
-    assert '--relations "works with,lives in" --model ./my-relex-model' in out
-    assert "relation-extraction model" in out and "UniEncoderSpanRelexGLiNER" in out and "entity_idx" in out
+    assert '--relations "place of birth,employer"' in out
+    assert "the built-in model (its relation model loads" in out
+    assert "UniEncoderSpanRelexGLiNER" in out and "entity_idx" in out

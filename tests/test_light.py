@@ -72,6 +72,24 @@ def test_the_light_path_checks_arguments_as_the_torch_path_does(light):
 
 
 @pytest.mark.light
+def test_the_builtin_relations_need_torch_and_say_so(light):
+    """The built-in relation model runs on torch only: on the ONNX path it is a clear
+    NotImplementedError naming the extra, and the server does not offer relations."""
+    from anyner.serve import extracts_relations
+
+    assert light.relation_folder is not None and not light.extracts_relations
+    assert not extracts_relations(light)
+    from anyner.cli import _check_relation_model  # what `anyner predict --relations` runs on it
+
+    with pytest.raises(ValueError, match=r"runs on the torch backend only \(pip install 'anyner\[torch\]'\)"):
+        _check_relation_model(light, "the built-in model", ["person"], ["founded"])
+    with pytest.raises(
+        NotImplementedError, match=r"torch backend only: install torch \(pip install 'anyner\[torch\]'\)"
+    ):
+        light.predict_relations(SENTENCES[0], ["person", "organization"], ["founded"])
+
+
+@pytest.mark.light
 def test_the_cli_runs_light(tmp_path):
     run = [sys.executable, "-m", "anyner.cli"]
     done = subprocess.run(

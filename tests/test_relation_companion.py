@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 from anyner import AnyNER  # noqa: E402
 from anyner.checkpoint import CheckpointError, iter_weights  # noqa: E402
 from anyner.delta import DELTA_NAME, is_delta, write_delta  # noqa: E402
-from tests.train.test_relex_train import LABELS, RELATIONS, SENTENCES, relex_config  # noqa: E402
+from tests.train.test_relex_train import LABELS, RELATIONS, SENTENCES, relex_config, write_relations  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -165,11 +165,16 @@ def test_a_damaged_or_mismatched_relation_folder_is_a_clear_error(companion, tmp
     assert meta["relations_layer"] == "none"
 
 
-def test_cli_and_serve_see_the_relations(companion, capsys):
+def test_cli_serve_and_evaluation_see_the_relations(companion, capsys, tmp_path):
     from anyner.cli import main
+    from anyner.evaluate_relations import evaluate_relations
     from anyner.serve import extracts_relations
 
-    entity_dir, _ = companion
+    entity_dir, full = companion
+    data = write_relations(tmp_path)
+    got = evaluate_relations(AnyNER.from_pretrained(entity_dir), data, threshold=0.1, relation_threshold=0.1)
+    want = evaluate_relations(AnyNER.from_pretrained(full), data, threshold=0.1, relation_threshold=0.1)
+    assert got == want and got.boundaries.gold == 4
     text = " ".join(SENTENCES[0][0])
     assert main(["predict", text, "-l", ",".join(LABELS), "--relations", ",".join(RELATIONS),
                  "-m", str(entity_dir), "--format", "json", "--threshold", "0"]) == 0  # fmt: skip

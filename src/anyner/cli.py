@@ -26,8 +26,8 @@ examples:
   anyner predict -f big.txt -l person --format jsonl --quiet > found.jsonl  # no progress bar
   anyner predict "..." --labels person --model urchade/gliner_small-v2.1     # a Hub id or a local folder
   anyner predict -f notes.txt --labels drug,dose --model ./my-model --threshold auto  # calibrated thresholds
-  anyner predict "Ada Lovelace worked with Charles Babbage in London." --labels person,city \\
-      --relations "works with,lives in"              # entities and the relations between them
+  anyner predict "Marie Curie was born in Warsaw." --labels person,city \\
+      --relations "place of birth,employer"          # entities and the relations between them
 
 input: TEXT arguments, else --file, else stdin. Each line is one text; a line that is a
 JSON object takes its "text" field, and its fields named by --keep (default "id") are copied

@@ -80,6 +80,8 @@ def evaluate_relations(
     from anyner.data.relations import read_relations
     from anyner.relations import predict_relations
 
+    if hasattr(model, "relation_model"):  # the built-in model: its relation model (loaded once)
+        model = model.relation_model()
     records, _ = read_relations(source, limit=limit)
     records = [r for r in records if r.words]
     names = sorted({t.label for r in records for t in r.relations})
