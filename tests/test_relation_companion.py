@@ -149,6 +149,10 @@ def test_the_relation_model_loads_on_first_use_and_answers_as_the_full_folder(co
     assert model.relation_model() is loaded  # loaded once
     with pytest.raises(ValueError, match="relation"):
         model.predict_relations(text, LABELS, [])
+    with pytest.raises(
+        ValueError, match="threshold='auto' has no calibration for this model's relation model"
+    ):
+        model.predict_relations(text, LABELS, RELATIONS, threshold="auto")
 
 
 def test_a_damaged_or_mismatched_relation_folder_is_a_clear_error(companion, tmp_path):

@@ -788,6 +788,11 @@ class AnyNER:
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] must be a str, got {type(t).__name__}")
         model = self.relation_model()
+        if model is not self and is_auto(threshold) and model.calibration is None:
+            raise ValueError(
+                f"threshold='auto' has no calibration for this model's relation model ({self.relation_folder}): "
+                "its calibration.json serves predict only; pass a number instead, e.g. 0.5"
+            )
         words = [model.split_words(t) for t in texts]
         return predict_relations(
             model, texts, words, labels, relations, batch_size, threshold, relation_threshold,
