@@ -515,7 +515,10 @@ def iter_weights(path: Path, plain: bool = False) -> Iterator[tuple[str, torch.T
         except (OSError, ValueError) as e:
             raise CheckpointError(f"cannot read weights from {path}: {type(e).__name__}: {e}") from e
         if is_delta:
-            yield from delta.iter_delta(path)
+            try:
+                yield from delta.iter_delta(path, iter_weights)
+            except delta.DeltaError as e:
+                raise CheckpointError(str(e)) from e
             return
     try:
         with open(path, "rb") as f:

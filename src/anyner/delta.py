@@ -18,13 +18,20 @@ import hashlib
 import json
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from anyner.fileio import atomic_write
 
 DELTA_NAME = "model_delta.safetensors"
+
+
+class DeltaError(ValueError):
+    """A delta file that cannot be applied (its base is missing or another version); the
+    checkpoint reader turns it into a ``CheckpointError``."""
+
+
 FORMAT = "anyner-delta/1"
 
 
@@ -115,38 +122,33 @@ def write_delta(base: str | Path, full: str | Path, out: str | Path) -> dict[str
 
 def base_of(path: Path) -> Path:
     """The base weights file a delta file rests on, checked against the SHA-256 it recorded."""
-    from anyner.checkpoint import CheckpointError
-
     meta = read_metadata(path)
     if meta.get("format") != FORMAT or "base" not in meta or "base_sha256" not in meta:
-        raise CheckpointError(
-            f"{path} is not an anyner delta file (its metadata lacks format/base/base_sha256)"
-        )
+        raise DeltaError(f"{path} is not an anyner delta file (its metadata lacks format/base/base_sha256)")
     base = (path.parent / meta["base"]).resolve()
     if not base.is_file():
-        raise CheckpointError(f"{path} rests on {base}, which is missing: reinstall the model's files")
+        raise DeltaError(f"{path} rests on {base}, which is missing: reinstall the model's files")
     if sha256(base) != meta["base_sha256"]:
-        raise CheckpointError(
+        raise DeltaError(
             f"{path} was made from another version of {base} (SHA-256 differs): the two files do not "
             "belong together; reinstall the model's files"
         )
     return base
 
 
-def iter_delta(path: Path) -> Iterator[tuple[str, Any]]:
+def iter_delta(path: Path, read: Callable[..., Iterator[tuple[str, Any]]]) -> Iterator[tuple[str, Any]]:
     """The whole model's tensors: the base's, replaced or extended by the delta's, then the
-    delta's new ones (each valid until the next is read, as in ``iter_weights``)."""
+    delta's new ones. ``read(path, plain=...)`` reads a weights file tensor by tensor
+    (``anyner.checkpoint.iter_weights``, which calls this; each tensor valid until the next)."""
     import torch
-
-    from anyner.checkpoint import CheckpointError, iter_weights
 
     base = base_of(path)
     try:
         grown = set(json.loads(read_metadata(path).get("grown", "[]")))
     except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: its 'grown' metadata is not a JSON list: {e}") from e
-    stored = {k: t.clone() for k, t in iter_weights(path, plain=True)}
-    for key, tensor in iter_weights(base):
+        raise DeltaError(f"{path}: its 'grown' metadata is not a JSON list: {e}") from e
+    stored = {k: t.clone() for k, t in read(path, plain=True)}
+    for key, tensor in read(base):
         if key in grown and key in stored:
             yield key, torch.cat([tensor, stored.pop(key).to(tensor.dtype)])
         elif key in stored:
