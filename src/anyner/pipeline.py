@@ -53,6 +53,9 @@ RELEX_TYPE = "uni_encoder_span_relex"  # GLiNER's span relation-extraction model
 # An entity model's folder may carry a relation model here (the built-in model does): it answers
 # predict_relations, loaded on first use, so the entity model's own predictions never change.
 RELATIONS_DIR = "relations"
+# Loading a folder's relation model: one at a time (a module-level lock, so that models stay
+# copyable with copy.deepcopy).
+_RELATION_LOAD = threading.Lock()
 
 # A threshold: one number, a dict label -> number, or "auto" (the model's calibration.json)
 Threshold = float | Mapping[str, float] | Literal["auto"]
@@ -116,7 +119,6 @@ class AnyNER:
         # a folder's own relation model (RELATIONS_DIR), loaded on the first predict_relations call
         self.relation_folder: Path | None = None
         self._relation_model: AnyNER | None = None
-        self._relation_lock = threading.Lock()
         self._encoder_module = "auto"
         self.label_cache = LabelCache() if not self.model_type.labels_in_prompt else None
         self.label_encoder = label_encoder
@@ -714,7 +716,7 @@ class AnyNER:
                 f"this model's relations ({self.relation_folder}) run on the torch backend only: install "
                 "torch (pip install 'anyner[torch]') and load the model with backend='torch'"
             )
-        with self._relation_lock:
+        with _RELATION_LOAD:
             if self._relation_model is None:
                 self._relation_model = AnyNER.from_pretrained(
                     self.relation_folder, device=str(self.device), backend="torch",
