@@ -106,6 +106,9 @@ VARIANTS_V03 = {
     # the new data without Few-NERD
     "nofewnerd": {"data-": ("fewnerd",)},
     "nofewnerd-seed14": {"data-": ("fewnerd",), "train": {"seed": 14}},
+    # not for a shipped model (CC BY-NC): what Pile-NER-style data (368 open types) buys
+    "pilener": {"data+": VARIANTS["pilener"]["data+"]},
+    "pilener-seed14": {"data+": VARIANTS["pilener"]["data+"], "train": {"seed": 14}},
 }
 BASE = BASES["v0.2"]
 

@@ -539,3 +539,58 @@ def relex_dot(tmp_path_factory, minilm_dir) -> Path:
     reference: for the CLI, HTTP and spaCy relation tests (the parity tests build every mode)."""
     pytest.importorskip("gliner", reason="the reference gliner package is not installed")
     return build_relex(tmp_path_factory.mktemp("relex_dot"), minilm_dir, "dot", seed=10)
+
+
+# ------------------------------------------------------------- relation training data
+
+# (tokens, entities (start, end exclusive, type), relations (head, tail, type)) in MaintIE's form
+RELEX_SENTENCES = [
+    (["Alice", "works", "for", "Acme", "in", "Paris", "."],
+     [(0, 1, "person"), (3, 4, "company"), (5, 6, "city")], [(0, 1, "works for"), (1, 2, "located in")]),
+    (["Bob", "Smith", "joined", "Initech", "."],
+     [(0, 2, "person"), (3, 4, "company")], [(0, 1, "works for")]),
+    (["Globex", "is", "based", "in", "Rome", ",", "says", "Carol", "."],
+     [(0, 1, "company"), (4, 5, "city"), (7, 8, "person")], [(0, 1, "located in")]),
+]  # fmt: skip
+RELEX_LABELS = ["person", "company", "city"]
+RELEX_RELATIONS = ["works for", "located in"]
+
+
+def write_relation_data(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "relations.json"
+    records = [
+        {
+            "text": " ".join(tokens),
+            "tokens": tokens,
+            "entities": [{"start": s, "end": e, "type": t} for s, e, t in ents],
+            "relations": [{"head": h, "tail": t, "type": r} for h, t, r in rels],
+        }
+        for tokens, ents, rels in RELEX_SENTENCES
+    ]
+    path.write_text(json.dumps(records))
+    return path
+
+
+def relex_gold_triples(i: int) -> set[tuple[str, str, str]]:
+    tokens, ents, rels = RELEX_SENTENCES[i]
+    text = lambda s, e: " ".join(tokens[s:e])  # noqa: E731
+    return {(text(*ents[h][:2]), text(*ents[t][:2]), r) for h, t, r in rels}
+
+
+def relex_train_config(tmp_path: Path, encoder: Path, layer: str = "dot", **train):
+    """A small relation model's training config on :data:`RELEX_SENTENCES`."""
+    from anyner.train.config import config_from_dict
+
+    settings = dict(steps=300, batch_size=3, lr_encoder=1e-4, lr_others=1e-3, warmup_ratio=0.05,
+                    drop_labels=0.0, neg_ratio=1.0, seed=0)  # fmt: skip
+    settings.update(train)
+    return config_from_dict(
+        {
+            "model": {"encoder": str(encoder), "type": "uni_encoder_span_relex", "relations_layer": layer,
+                      "hidden_size": 128, "num_rnn_layers": 0, "dropout": 0.0, "max_width": 4},
+            "data": [{"path": str(write_relation_data(tmp_path / "data")), "format": "relations"}],
+            "train": settings,
+            "output": {"dir": str(tmp_path / "run"), "save_every": 1000, "log_every": 20},
+        }
+    )  # fmt: skip

@@ -16,7 +16,13 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 from anyner import AnyNER  # noqa: E402
 from anyner.checkpoint import CheckpointError, iter_weights  # noqa: E402
 from anyner.delta import DELTA_NAME, is_delta, write_delta  # noqa: E402
-from tests.train.test_relex_train import LABELS, RELATIONS, SENTENCES, relex_config, write_relations  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    RELEX_LABELS,
+    RELEX_RELATIONS,
+    RELEX_SENTENCES,
+    relex_train_config,
+    write_relation_data,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -82,11 +88,11 @@ def test_a_delta_refuses_other_base_weights_and_impossible_changes(tmp_path):
 def test_freeze_keeps_parameters_and_names_unknown_prefixes(tmp_path, tiny_bert_dir):
     from anyner.train.loop import Trainer
 
-    cfg = relex_config(tmp_path, tiny_bert_dir, layer="none", steps=4, freeze=["nope."])
+    cfg = relex_train_config(tmp_path, tiny_bert_dir, layer="none", steps=4, freeze=["nope."])
     with pytest.raises(ValueError, match=r"train.freeze: \['nope.'\] name no parameter"):
         Trainer(cfg, progress=False, log=lambda m: None)
     frozen = ["encoder.transformer.embeddings.", "encoder.transformer.encoder.layer.0.attention."]
-    cfg = relex_config(tmp_path, tiny_bert_dir, layer="none", steps=4, freeze=frozen)
+    cfg = relex_train_config(tmp_path, tiny_bert_dir, layer="none", steps=4, freeze=frozen)
     logged: list[str] = []
     trainer = Trainer(cfg, progress=False, log=logged.append)
     before = {n: p.detach().clone() for n, p in trainer.net.named_parameters()}
@@ -110,7 +116,9 @@ def companion(tmp_path_factory, tiny_bert_dir):
     torch.manual_seed(0)
     entity = AnyNER.from_encoder(tiny_bert_dir, hidden_size=128, max_width=4, num_rnn_layers=0)
     entity_dir = entity.save_pretrained(tmp / "entity")
-    cfg = relex_config(tmp, tiny_bert_dir, layer="none", steps=6, freeze=["encoder.transformer.embeddings."])
+    cfg = relex_train_config(
+        tmp, tiny_bert_dir, layer="none", steps=6, freeze=["encoder.transformer.embeddings."]
+    )
     cfg.model.init_from = str(entity_dir)
     Trainer(cfg, progress=False, log=lambda m: None).fit()
     full = tmp / "run" / "model"
@@ -129,15 +137,15 @@ def test_the_relation_model_loads_on_first_use_and_answers_as_the_full_folder(co
     model = AnyNER.from_pretrained(entity_dir)
     assert model.config.model_type == "uni_encoder_span" and model.extracts_relations
     assert model.relation_folder == entity_dir / "relations" and model._relation_model is None
-    text = " ".join(SENTENCES[0][0])
-    ents = model.predict(text, LABELS, threshold=0.0)
+    text = " ".join(RELEX_SENTENCES[0][0])
+    ents = model.predict(text, RELEX_LABELS, threshold=0.0)
     assert model._relation_model is None  # entities alone never load it
-    assert ents == AnyNER.from_pretrained(entity_dir).predict(text, LABELS, threshold=0.0)
-    got = model.predict_relations(text, LABELS, RELATIONS, threshold=0.0, relation_threshold=0.0)
+    assert ents == AnyNER.from_pretrained(entity_dir).predict(text, RELEX_LABELS, threshold=0.0)
+    got = model.predict_relations(text, RELEX_LABELS, RELEX_RELATIONS, threshold=0.0, relation_threshold=0.0)
     loaded = model.relation_model()
     assert loaded is model._relation_model and loaded.config.model_type == "uni_encoder_span_relex"
     want = AnyNER.from_pretrained(full).predict_relations(
-        text, LABELS, RELATIONS, threshold=0.0, relation_threshold=0.0
+        text, RELEX_LABELS, RELEX_RELATIONS, threshold=0.0, relation_threshold=0.0
     )
     assert [(e.start, e.end, e.label) for e in got[0]] == [(e.start, e.end, e.label) for e in want[0]]
     assert [(r.head_index, r.tail_index, r.label) for r in got[1]] == [
@@ -145,14 +153,14 @@ def test_the_relation_model_loads_on_first_use_and_answers_as_the_full_folder(co
     ]
     assert len(got[1]) > 0
     assert [r.score for r in got[1]] == pytest.approx([r.score for r in want[1]], abs=1e-6)
-    model.predict_relations(text, LABELS, RELATIONS)
+    model.predict_relations(text, RELEX_LABELS, RELEX_RELATIONS)
     assert model.relation_model() is loaded  # loaded once
     with pytest.raises(ValueError, match="relation"):
-        model.predict_relations(text, LABELS, [])
+        model.predict_relations(text, RELEX_LABELS, [])
     with pytest.raises(
         ValueError, match="threshold='auto' has no calibration for this model's relation model"
     ):
-        model.predict_relations(text, LABELS, RELATIONS, threshold="auto")
+        model.predict_relations(text, RELEX_LABELS, RELEX_RELATIONS, threshold="auto")
 
 
 def test_a_damaged_or_mismatched_relation_folder_is_a_clear_error(companion, tmp_path):
@@ -162,9 +170,9 @@ def test_a_damaged_or_mismatched_relation_folder_is_a_clear_error(companion, tmp
     weights = {k: v + 1 if v.is_floating_point() else v for k, v in weights.items()}
     save_file(weights, str(copy / "model.safetensors"))  # the entity weights changed after the delta
     model = AnyNER.from_pretrained(copy)
-    model.predict(" ".join(SENTENCES[0][0]), LABELS)  # the entity model itself is fine
+    model.predict(" ".join(RELEX_SENTENCES[0][0]), RELEX_LABELS)  # the entity model itself is fine
     with pytest.raises(CheckpointError, match="another version"):
-        model.predict_relations(" ".join(SENTENCES[0][0]), LABELS, RELATIONS)
+        model.predict_relations(" ".join(RELEX_SENTENCES[0][0]), RELEX_LABELS, RELEX_RELATIONS)
     meta = json.loads((copy / "relations" / "gliner_config.json").read_text())
     assert meta["relations_layer"] == "none"
 
@@ -175,12 +183,12 @@ def test_cli_serve_and_evaluation_see_the_relations(companion, capsys, tmp_path)
     from anyner.serve import extracts_relations
 
     entity_dir, full = companion
-    data = write_relations(tmp_path)
+    data = write_relation_data(tmp_path)
     got = evaluate_relations(AnyNER.from_pretrained(entity_dir), data, threshold=0.1, relation_threshold=0.1)
     want = evaluate_relations(AnyNER.from_pretrained(full), data, threshold=0.1, relation_threshold=0.1)
     assert got == want and got.boundaries.gold == 4
-    text = " ".join(SENTENCES[0][0])
-    assert main(["predict", text, "-l", ",".join(LABELS), "--relations", ",".join(RELATIONS),
+    text = " ".join(RELEX_SENTENCES[0][0])
+    assert main(["predict", text, "-l", ",".join(RELEX_LABELS), "--relations", ",".join(RELEX_RELATIONS),
                  "-m", str(entity_dir), "--format", "json", "--threshold", "0"]) == 0  # fmt: skip
     record = json.loads(capsys.readouterr().out)
     record = record[0] if isinstance(record, list) else record

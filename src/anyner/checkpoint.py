@@ -153,7 +153,7 @@ def relex_config_from_gliner(raw: dict[str, Any], source: str = CONFIG_NAME) -> 
     rel_token = raw.get("rel_token", "<<REL>>")
     if not isinstance(rel_token, str) or not rel_token:
         raise CheckpointError(f"{source}: rel_token must be a non-empty string, got {rel_token!r}")
-    config = _read_config(raw, source, span_mode, "uni_encoder_span_relex")
+    config = _read_config(raw, source, span_mode, model_types.RELEX)
     if rel_token in (config.ent_token, config.sep_token):
         raise CheckpointError(f"{source}: rel_token {rel_token!r} is also the entity or separator token")
     extra = dict(config.extra, relations_layer=layer, rel_token=rel_token)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from anyner.deploy import API_KEY_ENV  # standard library only: cheap at start-up
+from anyner.model_types import RELEX as RELEX_TYPE  # no anyner import: cheap at start-up
 from anyner.validate import positive_int, threshold
 
 EXAMPLES_PREDICT = """\
@@ -563,7 +564,6 @@ def _labels(arg: str) -> list[str]:
     return labels
 
 
-RELEX_TYPE = "uni_encoder_span_relex"  # the model type of GLiNER's span relation-extraction checkpoints
 RELEX_MODEL_HINT = (
     "give --model a GLiNER relation-extraction checkpoint, a folder or Hub id (such as a folder saved "
     "from gliner's UniEncoderSpanRelexGLiNER)"

@@ -25,6 +25,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+#: The model type of span relation-extraction models (GLiNER's ``uni_encoder_span_relex``):
+#: entities and the relations between them, :meth:`anyner.pipeline.AnyNER.predict_relations`.
+RELEX = "uni_encoder_span_relex"
+
 
 @dataclass(frozen=True)
 class ModelType:
@@ -117,8 +121,8 @@ MODEL_TYPES: dict[str, ModelType] = {
         max_span_words="max_len",
         labels_in_prompt=False,
     ),
-    "uni_encoder_span_relex": ModelType(
-        name="uni_encoder_span_relex",
+    RELEX: ModelType(
+        name=RELEX,
         gliner_name="gliner_uni_encoder_span_relex",
         config_reader="anyner.checkpoint:relex_config_from_gliner",
         config_writer="anyner.checkpoint:span_config_to_gliner",
@@ -138,7 +142,7 @@ _GLINER_NAMES = {
     "gliner_bi_encoder_span": "bi_encoder_span",
     "gliner_bi_encoder_token": "bi_encoder_token",
     "gliner_uni_encoder_span_decoder": "uni_encoder_span_decoder",
-    "gliner_uni_encoder_span_relex": "uni_encoder_span_relex",
+    "gliner_uni_encoder_span_relex": RELEX,
 }
 
 
@@ -154,7 +158,7 @@ def implied_model_type(raw: Mapping[str, Any]) -> tuple[str, str | None, Any]:
 
     token = raw.get("span_mode") == "token_level"
     if on("relations_layer"):
-        return "uni_encoder_span_relex", "relations_layer", raw["relations_layer"]
+        return RELEX, "relations_layer", raw["relations_layer"]
     for key in ("labels_decoder", "decoder_mode"):
         if on(key):
             return "uni_encoder_span_decoder", key, raw[key]

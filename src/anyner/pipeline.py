@@ -49,7 +49,6 @@ else:  # imported on first use: the light install runs ONNX exports without it
 
 BACKENDS = ("auto", "torch", "onnx")
 ENCODER_MODULES = ("auto", "transformers")
-RELEX_TYPE = "uni_encoder_span_relex"  # GLiNER's span relation-extraction models
 # An entity model's folder may carry a relation model here (the built-in model does): it answers
 # predict_relations, loaded on first use, so the entity model's own predictions never change.
 RELATIONS_DIR = "relations"
@@ -259,7 +258,7 @@ class AnyNER:
         loaded = cls._from_folder(folder, backend, device, onnx_file, encoder_module, threads)
         loaded.calibration = calibration
         companion = folder / RELATIONS_DIR
-        if loaded.config.model_type != RELEX_TYPE and (companion / checkpoint.CONFIG_NAME).is_file():
+        if loaded.config.model_type != model_types.RELEX and (companion / checkpoint.CONFIG_NAME).is_file():
             loaded.relation_folder, loaded._encoder_module = companion, encoder_module
         return loaded
 
@@ -698,7 +697,7 @@ class AnyNER:
     def extracts_relations(self) -> bool:
         """Whether :meth:`predict_relations` works: a relation-extraction model, or an entity model
         whose folder carries one in ``relations/`` (the built-in model does), on the torch backend."""
-        relex = self.config.model_type == RELEX_TYPE or self.relation_folder is not None
+        relex = self.config.model_type == model_types.RELEX or self.relation_folder is not None
         return relex and self.model is not None
 
     def relation_model(self) -> AnyNER:
@@ -709,7 +708,7 @@ class AnyNER:
             NotImplementedError: the folder's relation model needs the torch backend.
             CheckpointError: its files are damaged or do not belong to this model.
         """
-        if self.relation_folder is None or self.config.model_type == RELEX_TYPE:
+        if self.relation_folder is None or self.config.model_type == model_types.RELEX:
             return self
         if self.model is None:
             raise NotImplementedError(
@@ -847,7 +846,7 @@ class AnyNER:
 
 def _relation_token(tokenizer: Any, config: AnyNERConfig) -> AnyNERConfig:
     """A relation-extraction model's config with its ``<<REL>>`` token known to the tokenizer."""
-    if config.model_type != "uni_encoder_span_relex":
+    if config.model_type != model_types.RELEX:
         return config
     return checkpoint.add_relation_token(tokenizer, config)
 

@@ -53,13 +53,13 @@ class PromptBuilder:
         self.sep_token = config.sep_token
         self.label_shift = 0 if config.embed_ent_token else 1
         self.max_tokens = max_tokens
-        from anyner.model_types import get
+        from anyner.model_types import RELEX, get
 
         # bi-encoders read the words alone; their labels go through the label encoder
         self.labels_in_prompt = get(config.model_type).labels_in_prompt
         # relation-extraction models read ``<<SEP>> <<REL>> relation ... <<SEP>>`` after the labels;
         # without relations (entities alone) that section is a second <<SEP>>, as in GLiNER
-        self.closing = [self.sep_token] * (2 if config.model_type == "uni_encoder_span_relex" else 1)
+        self.closing = [self.sep_token] * (2 if config.model_type == RELEX else 1)
         probe = tokenizer(["a"], is_split_into_words=True, add_special_tokens=True)
         first = probe.word_ids().index(0)
         last = len(probe.word_ids()) - 1 - probe.word_ids()[::-1].index(0)

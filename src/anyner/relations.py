@@ -27,6 +27,7 @@ from anyner.batching import collate
 from anyner.calibration import is_auto
 from anyner.decode import Candidates, candidates, greedy
 from anyner.featurize import LabelSet, plan_windows
+from anyner.model_types import RELEX
 from anyner.prompt import PromptedInput
 from anyner.types import Entity, Relation, Word
 
@@ -192,7 +193,7 @@ def predict_relations(
     """Entities and relations of each text (see :meth:`anyner.AnyNER.predict_relations`)."""
     import torch
 
-    if model.config.model_type != "uni_encoder_span_relex":
+    if model.config.model_type != RELEX:
         raise NotImplementedError(
             f"predict_relations needs a relation-extraction model (a GLiNER checkpoint with relations_layer); "
             f"this one is a {model.config.model_type} model"

@@ -73,6 +73,7 @@ from pydantic import (
     model_validator,
 )
 
+from anyner.model_types import RELEX
 from anyner.render import render, render_table
 from anyner.types import Entity, Relation
 from anyner.validate import positive_int
@@ -175,7 +176,7 @@ def extracts_relations(model: Any) -> bool:
     said = getattr(model, "extracts_relations", None)
     if isinstance(said, bool):
         return said
-    relex = getattr(model.config, "model_type", None) == "uni_encoder_span_relex"
+    relex = getattr(model.config, "model_type", None) == RELEX
     return relex and getattr(model, "model", None) is not None  # an ONNX session has no relation head
 
 

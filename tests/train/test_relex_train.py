@@ -15,59 +15,18 @@ from anyner import AnyNER  # noqa: E402
 from anyner.train.config import TrainSettings, config_from_dict  # noqa: E402
 from anyner.train.loop import Trainer  # noqa: E402
 from anyner.train.relex import RelationCorpus, RelexMix, load_relation_corpus  # noqa: E402
-
-# (tokens, entities (start, end exclusive, type), relations (head, tail, type)) in MaintIE's form
-SENTENCES = [
-    (["Alice", "works", "for", "Acme", "in", "Paris", "."],
-     [(0, 1, "person"), (3, 4, "company"), (5, 6, "city")], [(0, 1, "works for"), (1, 2, "located in")]),
-    (["Bob", "Smith", "joined", "Initech", "."],
-     [(0, 2, "person"), (3, 4, "company")], [(0, 1, "works for")]),
-    (["Globex", "is", "based", "in", "Rome", ",", "says", "Carol", "."],
-     [(0, 1, "company"), (4, 5, "city"), (7, 8, "person")], [(0, 1, "located in")]),
-]  # fmt: skip
-LABELS = ["person", "company", "city"]
-RELATIONS = ["works for", "located in"]
-
-
-def write_relations(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "relations.json"
-    records = [
-        {
-            "text": " ".join(tokens),
-            "tokens": tokens,
-            "entities": [{"start": s, "end": e, "type": t} for s, e, t in ents],
-            "relations": [{"head": h, "tail": t, "type": r} for h, t, r in rels],
-        }
-        for tokens, ents, rels in SENTENCES
-    ]
-    path.write_text(json.dumps(records))
-    return path
-
-
-def gold_triples(i: int) -> set[tuple[str, str, str]]:
-    tokens, ents, rels = SENTENCES[i]
-    text = lambda s, e: " ".join(tokens[s:e])  # noqa: E731
-    return {(text(*ents[h][:2]), text(*ents[t][:2]), r) for h, t, r in rels}
-
-
-def relex_config(tmp_path: Path, encoder: Path, layer: str = "dot", **train):
-    settings = dict(steps=300, batch_size=3, lr_encoder=1e-4, lr_others=1e-3, warmup_ratio=0.05,
-                    drop_labels=0.0, neg_ratio=1.0, seed=0)  # fmt: skip
-    settings.update(train)
-    return config_from_dict(
-        {
-            "model": {"encoder": str(encoder), "type": "uni_encoder_span_relex", "relations_layer": layer,
-                      "hidden_size": 128, "num_rnn_layers": 0, "dropout": 0.0, "max_width": 4},
-            "data": [{"path": str(write_relations(tmp_path / "data")), "format": "relations"}],
-            "train": settings,
-            "output": {"dir": str(tmp_path / "run"), "save_every": 1000, "log_every": 20},
-        }
-    )  # fmt: skip
+from tests.conftest import (  # noqa: E402
+    RELEX_LABELS,
+    RELEX_RELATIONS,
+    RELEX_SENTENCES,
+    relex_gold_triples,
+    relex_train_config,
+    write_relation_data,
+)  # fmt: skip
 
 
 def test_relex_config_and_errors(tmp_path):
-    cfg = relex_config(tmp_path, Path("minilm"))
+    cfg = relex_train_config(tmp_path, Path("minilm"))
     net = cfg.model.network
     assert net.model_type == "uni_encoder_span_relex" and net.extra["relations_layer"] == "dot"
     assert net.extra["rel_token"] == "<<REL>>"
@@ -81,10 +40,10 @@ def test_relex_config_and_errors(tmp_path):
 def test_sampling_names_negatives_and_exclusions(tmp_path):
     from anyner.train.config import DataSource
 
-    path = write_relations(tmp_path)
+    path = write_relation_data(tmp_path)
     corpus = load_relation_corpus(DataSource(str(path), format="relations"), 384, log=lambda m: None)
     assert corpus.relations == {"works for": 2, "located in": 2}
-    assert set(corpus.labels) == set(LABELS)
+    assert set(corpus.labels) == set(RELEX_LABELS)
     other = RelationCorpus("other", corpus.records, 1.0, corpus.labels + Counter({"drug": 1}),
                            corpus.relations + Counter({"treats": 1, "causes": 1}))  # fmt: skip
     s = TrainSettings(neg_ratio=1.0, drop_labels=0.0)
@@ -109,7 +68,7 @@ def test_sampling_names_negatives_and_exclusions(tmp_path):
 
 
 def test_relation_data_needs_a_relation_model(tmp_path, tiny_bert_dir):
-    cfg = relex_config(tmp_path, tiny_bert_dir)
+    cfg = relex_train_config(tmp_path, tiny_bert_dir)
     cfg.model.network = type(cfg.model.network)(hidden_size=32, max_width=4)  # a plain span model
     with pytest.raises(ValueError, match='format = "relations" trains relation models'):
         Trainer(cfg, progress=False, log=lambda m: None)
@@ -121,20 +80,20 @@ def test_relation_model_learns_then_saves_and_reloads(tmp_path, minilm_dir):
     reloads in anyner with the same answers, and in the reference package as a relex model."""
     # relations_layer "none": in this few-hundred-step check the "dot" layer's adjacency is still
     # learning (its loss gradients are checked in test_relation_loss_reaches_every_layer)
-    cfg = relex_config(tmp_path, minilm_dir, layer="none")
+    cfg = relex_train_config(tmp_path, minilm_dir, layer="none")
     model = Trainer(cfg, progress=False, log=lambda m: None).fit()
     metrics = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert metrics[-1]["loss"] < 0.05 * metrics[0]["loss"]
     reloaded = AnyNER.from_pretrained(tmp_path / "run" / "model")
     assert reloaded.config.model_type == "uni_encoder_span_relex"
-    texts = [" ".join(tokens) for tokens, _, _ in SENTENCES]
+    texts = [" ".join(tokens) for tokens, _, _ in RELEX_SENTENCES]
     found = 0
     for i, text in enumerate(texts):
-        ents, rels = reloaded.predict_relations(text, LABELS, RELATIONS)
+        ents, rels = reloaded.predict_relations(text, RELEX_LABELS, RELEX_RELATIONS)
         got = {(r.head.text, r.tail.text, r.label) for r in rels}
-        assert got == gold_triples(i), (text, got)
+        assert got == relex_gold_triples(i), (text, got)
         found += len(got)
-        again = model.predict_relations(text, LABELS, RELATIONS)
+        again = model.predict_relations(text, RELEX_LABELS, RELEX_RELATIONS)
         assert [(r.head_index, r.tail_index, r.label) for r in again[1]] == [
             (r.head_index, r.tail_index, r.label) for r in rels
         ]
@@ -143,17 +102,17 @@ def test_relation_model_learns_then_saves_and_reloads(tmp_path, minilm_dir):
     gliner = pytest.importorskip("gliner", reason="the reference gliner package is not installed")
     ref = gliner.GLiNER.from_pretrained(str(tmp_path / "run" / "model"), local_files_only=True)
     assert type(ref).__name__ == "UniEncoderSpanRelexGLiNER"
-    _, ref_rels = ref.inference(texts, LABELS, relations=RELATIONS, threshold=0.5, relation_threshold=0.5,
+    _, ref_rels = ref.inference(texts, RELEX_LABELS, relations=RELEX_RELATIONS, threshold=0.5, relation_threshold=0.5,
                                 adjacency_threshold=0.5, batch_size=1)  # fmt: skip
     for i, rels in enumerate(ref_rels):
-        assert {(r["head"]["text"], r["tail"]["text"], r["relation"]) for r in rels} == gold_triples(i)
+        assert {(r["head"]["text"], r["tail"]["text"], r["relation"]) for r in rels} == relex_gold_triples(i)
     # the trained model scores 100 on its own data, boundaries and strict, in Python and from the CLI
     from anyner.evaluate_relations import evaluate_relations
 
     data = tmp_path / "data" / "relations.json"
     result = evaluate_relations(reloaded, data)
     assert (result.boundaries.gold, result.boundaries.correct, result.boundaries.predicted) == (4, 4, 4)
-    assert result.strict.f1 == 100.0 and result.relations == sorted(RELATIONS)
+    assert result.strict.f1 == 100.0 and result.relations == sorted(RELEX_RELATIONS)
     only = evaluate_relations(reloaded, data, relations=["located in"])
     assert (only.boundaries.gold, only.boundaries.correct) == (2, 2)
     from anyner.cli import main
@@ -167,7 +126,7 @@ def test_relation_model_learns_then_saves_and_reloads(tmp_path, minilm_dir):
 def test_evaluate_relations_cli_errors(tmp_path, capsys):
     from anyner.cli import main
 
-    data = write_relations(tmp_path)
+    data = write_relation_data(tmp_path)
     # the built-in model's relations need the torch backend (its ONNX graph finds entities only)
     assert main(["evaluate", "--relation-data", str(data), "--backend", "onnx"]) == 2
     assert "needs a relation-extraction model on the torch backend" in capsys.readouterr().err
@@ -186,7 +145,7 @@ def test_relation_loss_reaches_every_layer(tmp_path, tiny_bert_dir, layer):
     from anyner.relations import RelexPrompts
     from anyner.train.relex import relex_batch, relex_loss
 
-    cfg = relex_config(tmp_path, tiny_bert_dir, layer=layer, steps=1)
+    cfg = relex_train_config(tmp_path, tiny_bert_dir, layer=layer, steps=1)
     trainer = Trainer(cfg, progress=False, log=lambda m: None)
     items = [trainer.mix.item(0, 0, j) for j in range(3)]
     assert any(it.pairs for it in items)
@@ -224,7 +183,9 @@ def test_a_relation_model_starts_from_a_span_model(tmp_path, tiny_bert_dir):
     assert any(k.startswith("pair_proj.") for k in after) and any(k.startswith("adjacency.") for k in after)
     folder = relex.save_pretrained(tmp_path / "relex")
     again = AnyNER.from_pretrained(folder)
-    ents, rels = again.predict_relations("Alice works for Acme.", LABELS, RELATIONS, threshold=0.0)
-    assert len(ents) > 0 and all(r.label in RELATIONS for r in rels)
+    ents, rels = again.predict_relations(
+        "Alice works for Acme.", RELEX_LABELS, RELEX_RELATIONS, threshold=0.0
+    )
+    assert len(ents) > 0 and all(r.label in RELEX_RELATIONS for r in rels)
     with pytest.raises(ValueError, match="starts from a span model"):
         relex_from_span_model(relex, "dot")

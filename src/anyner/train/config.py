@@ -9,7 +9,7 @@ from typing import Any
 
 from anyner.builtin import BUILTIN_NAME
 from anyner.config import AnyNERConfig
-from anyner.model_types import MODEL_TYPES
+from anyner.model_types import MODEL_TYPES, RELEX
 from anyner.validate import positive_int, unit_interval
 
 # The AnyNERConfig fields a [model] table may set; the others come from the encoder and the
@@ -185,7 +185,7 @@ def config_from_dict(raw: dict[str, Any], base: Path | None = None) -> TrainConf
             fields_.setdefault("span_mode", row.span_modes[0])  # token-level types have one span mode
         if not row.labels_in_prompt:
             fields_["labels_encoder"] = table.pop("labels_encoder", None) or "minilm"
-    if fields_.get("model_type") == "uni_encoder_span_relex":
+    if fields_.get("model_type") == RELEX:
         from anyner.model.relex import RELATION_LAYERS
 
         layer = table.pop("relations_layer", "dot")

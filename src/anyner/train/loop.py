@@ -137,7 +137,7 @@ class Trainer:
             self.model = AnyNER.from_pretrained(m.init_from, device=device, encoder_module="transformers")
             self.model.calibration = None  # the weights change: the init model's calibration would not fit
             wanted = m.network.model_type
-            if wanted == "uni_encoder_span_relex" and self.model.config.model_type != wanted:
+            if wanted == model_types.RELEX and self.model.config.model_type != wanted:
                 from anyner.train.relex import relex_from_span_model
 
                 self.model = relex_from_span_model(self.model, m.network.extra["relations_layer"])
@@ -192,7 +192,7 @@ class Trainer:
         # the widest gold span the network can score: max_width words for span models, a whole
         # window for token-level ones
         t = config.train
-        self.relex = cfg.model_type == "uni_encoder_span_relex"
+        self.relex = cfg.model_type == model_types.RELEX
         relation_sources = [d for d in config.data if d.format == "relations"]
         if self.relex:
             from anyner.relations import RelexPrompts

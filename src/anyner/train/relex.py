@@ -37,6 +37,7 @@ import torch
 from anyner.batching import Batch, collate, span_targets
 from anyner.data.relations import UNTYPED_LABEL
 from anyner.featurize import LabelSet
+from anyner.model_types import RELEX
 from anyner.relations import RelexPrompts
 from anyner.train.config import DataSource, TrainSettings
 from anyner.train.loss import span_label_loss
@@ -122,7 +123,7 @@ def relex_from_span_model(model: Any, relations_layer: str) -> Any:
             f"a relation model starts from a span model (uni_encoder_span); this one is {cfg.model_type}"
         )
     extra = {**cfg.extra, "relations_layer": relations_layer, "rel_token": "<<REL>>", "embed_rel_token": True}
-    relex = dataclasses.replace(cfg, model_type="uni_encoder_span_relex", extra=extra)
+    relex = dataclasses.replace(cfg, model_type=RELEX, extra=extra)
     net = model_types.build_network(relex, model.hf_config)
     missing, unexpected = net.load_state_dict(model.model.state_dict(), strict=False)
     new = [k for k in missing if not k.startswith(("adjacency.", "pair_proj."))]
