@@ -378,7 +378,15 @@ def _quantize_int8(src: Path, dst: Path) -> None:
     onnx = require_module("onnx")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    graph = onnx.load(str(src), load_external_data=False).graph
+    model = onnx.load(str(src))
+    if _fold_identities(model.graph):  # a weight used twice is exported once, then an Identity
+        folded = dst.with_name(dst.stem + ".folded.onnx")
+        onnx.save(model, str(folded))
+        try:
+            return _quantize_int8(folded, dst)
+        finally:
+            folded.unlink(missing_ok=True)
+    graph = model.graph
     rank = {t.name: len(t.dims) for t in graph.initializer}
     rank.update(
         {o: len(n.attribute[0].t.dims) for n in graph.node if n.op_type == "Constant" for o in n.output}
@@ -393,6 +401,32 @@ def _quantize_int8(src: Path, dst: Path) -> None:
         )
     finally:
         root.setLevel(level)
+
+
+def _fold_identities(graph) -> int:  # noqa: ANN001 - an onnx GraphProto
+    """Read weights directly where the graph passes them through an ``Identity`` node (torch's
+    exporter writes one when a module is called twice, as the encoder's projection is for words
+    and labels). ``quantize_dynamic`` quantizes a MatMul only when its weight is an initializer,
+    so such a MatMul would stay in fp32. Returns how many nodes were removed."""
+    if any(a.g.node or a.graphs for n in graph.node for a in n.attribute):
+        return 0  # control flow: its bodies may read the Identity's output; left as it is
+    weights = {t.name for t in graph.initializer}
+    kept = {o.name for o in graph.output}
+    alias = {
+        n.output[0]: n.input[0]
+        for n in graph.node
+        if n.op_type == "Identity" and n.input[0] in weights and n.output[0] not in kept
+    }
+    if not alias:
+        return 0
+    nodes = [n for n in graph.node if not (n.op_type == "Identity" and n.output and n.output[0] in alias)]
+    for n in nodes:
+        for i, name in enumerate(n.input):
+            if name in alias:
+                n.input[i] = alias[name]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return len(alias)
 
 
 def _agreement(

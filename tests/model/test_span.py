@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anyner.model.span import MarkerV0, _WidthScores, span_ends
+from anyner.model.span import MarkerV0, _traced_width_scores, _WidthScores, span_ends
 
 
 def direct(a, b, q, keep, K):
@@ -42,6 +42,18 @@ def test_width_scores_gradient_is_autograds(p):
     torch.testing.assert_close(ours, theirs)
     for x, y in zip(grads, expected, strict=True):
         torch.testing.assert_close(x, y)
+
+
+@pytest.mark.parametrize("W", [1, 3, 9])  # shorter than, and longer than, the widest span
+@pytest.mark.parametrize("p", [0.0, 0.4])
+def test_the_exported_width_loop_equals_the_direct_formula(W, p):
+    """The export's unrolled widths (``_traced_width_scores``) give the direct formula's values,
+    also for texts shorter than the widest span."""
+    g = torch.Generator().manual_seed(W)
+    B, H, C, K = 2, 5, 3, 4
+    a, b, q = (torch.randn(*s, dtype=torch.double, generator=g) for s in ((B, W, H), (B, W, H), (B, C, H)))
+    keep = (torch.rand(B, W, H, dtype=torch.double, generator=g) > p).double() / (1 - p) if p else None
+    torch.testing.assert_close(_traced_width_scores(a, b, q, keep, K), direct(a, b, q, keep, K))
 
 
 def test_marker_v0_training_gradients_match_the_per_span_mlp():
