@@ -250,31 +250,51 @@ def test_rnn_batch_of_mixed_lengths_is_exact(small_rnn_cli):
     np.testing.assert_allclose(runner(batch), 1 / (1 + np.exp(-ref)), atol=1e-5, rtol=0)  # probabilities
 
 
+def fp32_weight_products(path: Path) -> list[str]:
+    """The MatMul nodes of a graph whose second input is a weight matrix, read directly or
+    through nodes that only pass, cut or reshape it: products int8 quantization left in fp32."""
+    graph = onnx.load(str(path)).graph
+    rank = {t.name: len(t.dims) for t in graph.initializer}
+    made = {o: n for n in graph.node for o in n.output}
+
+    def weight_of(name: str) -> str | None:
+        while name not in rank:
+            node = made.get(name)
+            if node is None or node.op_type not in ("Identity", "Slice", "Split", "Transpose", "Reshape"):
+                return None
+            name = node.input[0]
+        return name if rank[name] == 2 else None
+
+    return [n.name for n in graph.node if n.op_type == "MatMul" and weight_of(n.input[1])]
+
+
+@pytest.mark.slow
+def test_int8_quantizes_every_weight_of_the_token_scorer(ref_token_onnx, tmp_path):
+    """The token-level scorer multiplies by blocks of one weight (a ``Split`` in the export):
+    they are quantized too, and ONNX Runtime loads the int8 graph."""
+    import onnxruntime as ort
+
+    from anyner.export_onnx import _quantize_int8
+
+    _, folder = ref_token_onnx
+    assert fp32_weight_products(folder / ONNX_NAME)  # the blocks are weight products in fp32
+    _quantize_int8(folder / ONNX_NAME, tmp_path / ONNX_INT8_NAME)
+    assert fp32_weight_products(tmp_path / ONNX_INT8_NAME) == []
+    assert not list(tmp_path.glob(".quantize-*"))  # the pre-processed copy is gone
+    ort.InferenceSession(str(tmp_path / ONNX_INT8_NAME), providers=["CPUExecutionProvider"])
+
+
 @pytest.mark.slow
 def test_int8_loads_and_runs(small_rnn_cli, shared):
     _, folder, _ = small_rnn_cli
     fp32 = AnyNER.from_pretrained(folder, backend="onnx")
     int8 = AnyNER.from_pretrained(folder, backend="onnx", onnx_file=ONNX_INT8_NAME)
     assert int8.runner.path.name == ONNX_INT8_NAME
-    graph = onnx.load(str(folder / ONNX_INT8_NAME)).graph
-    ops = {n.op_type for n in graph.node}
+    ops = {n.op_type for n in onnx.load(str(folder / ONNX_INT8_NAME)).graph.node}
     assert ops & {"MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}
-    # every product by a weight matrix is quantized, also where the export reaches the weight
-    # through an Identity (the projection, called for words and labels) or a slice (markerV0's
-    # first out_project layer, split into its start and end halves)
-    rank = {t.name: len(t.dims) for t in graph.initializer}
-    made = {o: n for n in graph.node for o in n.output}
-
-    def weight_of(name):
-        while name not in rank:
-            node = made.get(name)
-            if node is None or node.op_type not in ("Identity", "Slice", "Transpose", "Reshape"):
-                return None
-            name = node.input[0]
-        return name if rank[name] == 2 else None
-
-    left = [n.name for n in graph.node if n.op_type == "MatMul" and weight_of(n.input[1])]
-    assert not left, f"products by a weight matrix left in fp32: {left}"
+    # every product by a weight matrix is quantized: also the projection (called for words and
+    # for labels) and markerV0's first out_project layer (used as its start and end halves)
+    assert fp32_weight_products(folder / ONNX_INT8_NAME) == []
     assert "DynamicQuantizeLSTM" in ops
     assert (folder / ONNX_INT8_NAME).stat().st_size < 0.5 * (folder / ONNX_NAME).stat().st_size
     both = found = 0

@@ -369,64 +369,48 @@ def _check_files(model: AnyNER, out: Path, name: str, report: dict[str, Any]) ->
 def _quantize_int8(src: Path, dst: Path) -> None:
     """ONNX Runtime dynamic quantization: int8 weights per output channel, activations per batch.
 
+    The graph is first put through ONNX Runtime's pre-processing for quantization (its basic
+    graph optimisations: constant folding, redundant ``Identity`` nodes removed, shapes
+    inferred). ``quantize_dynamic`` quantizes a MatMul only when its weight is an initializer,
+    and torch's exporter reaches some weights through nodes: an ``Identity`` where a module is
+    called twice (the encoder's projection, for words and for labels), a ``Split`` or
+    ``Transpose`` where a head uses blocks of one weight (the token-level scorer). Without the
+    pre-processing those products stay in fp32.
+
     Per-channel weight scales keep the encoder much closer to fp32 than one scale per
     matrix. MatMuls by a vector weight (a bias folded into the label vectors) stay in
     fp32: per-channel quantization does not apply to them and they cost nothing.
     """
     import logging
+    import tempfile
 
     onnx = require_module("onnx")
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 
-    model = onnx.load(str(src))
-    if _fold_identities(model.graph):  # a weight used twice is exported once, then an Identity
-        folded = dst.with_name(dst.stem + ".folded.onnx")
-        onnx.save(model, str(folded))
-        try:
-            return _quantize_int8(folded, dst)
-        finally:
-            folded.unlink(missing_ok=True)
-    graph = model.graph
-    rank = {t.name: len(t.dims) for t in graph.initializer}
-    rank.update(
-        {o: len(n.attribute[0].t.dims) for n in graph.node if n.op_type == "Constant" for o in n.output}
-    )
-    vectors = [n.name for n in graph.node if n.op_type == "MatMul" and rank.get(n.input[1]) == 1]
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint on the root logger
     try:
-        quantize_dynamic(
-            str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=vectors
-        )
+        with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quantize-") as tmp:
+            ready = Path(tmp) / "preprocessed.onnx"
+            # symbolic shape inference is left out: it is for transformer fusions, not needed here
+            quant_pre_process(str(src), str(ready), skip_symbolic_shape=True)
+            graph = onnx.load(str(ready), load_external_data=False).graph
+            rank = {t.name: len(t.dims) for t in graph.initializer}
+            rank.update(
+                {
+                    o: len(n.attribute[0].t.dims)
+                    for n in graph.node
+                    if n.op_type == "Constant"
+                    for o in n.output
+                }
+            )
+            vectors = [n.name for n in graph.node if n.op_type == "MatMul" and rank.get(n.input[1]) == 1]
+            quantize_dynamic(
+                str(ready), str(dst), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=vectors
+            )
     finally:
         root.setLevel(level)
-
-
-def _fold_identities(graph) -> int:  # noqa: ANN001 - an onnx GraphProto
-    """Read weights directly where the graph passes them through an ``Identity`` node (torch's
-    exporter writes one when a module is called twice, as the encoder's projection is for words
-    and labels). ``quantize_dynamic`` quantizes a MatMul only when its weight is an initializer,
-    so such a MatMul would stay in fp32. Returns how many nodes were removed."""
-    if any(a.g.node or a.graphs for n in graph.node for a in n.attribute):
-        return 0  # control flow: its bodies may read the Identity's output; left as it is
-    weights = {t.name for t in graph.initializer}
-    kept = {o.name for o in graph.output}
-    alias = {
-        n.output[0]: n.input[0]
-        for n in graph.node
-        if n.op_type == "Identity" and n.input[0] in weights and n.output[0] not in kept
-    }
-    if not alias:
-        return 0
-    nodes = [n for n in graph.node if not (n.op_type == "Identity" and n.output and n.output[0] in alias)]
-    for n in nodes:
-        for i, name in enumerate(n.input):
-            if name in alias:
-                n.input[i] = alias[name]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    return len(alias)
 
 
 def _agreement(

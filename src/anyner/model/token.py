@@ -41,7 +41,7 @@ class TokenScorer(nn.Module):
         self.out_mlp = mlp(3 * D, 4 * D, 3, dropout)
 
     def forward(self, words: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        D = words.shape[-1]
+        D = self.proj_token.in_features  # a constant in an export: the weight blocks stay weights
         t0, t1 = self.proj_token(words).split(D, dim=-1)  # (B, W, D) each
         q0, q1 = self.proj_label(labels).split(D, dim=-1)  # (B, C, D) each
         first = self.out_mlp[0]
