@@ -16,6 +16,12 @@ four corpora that recipe holds out (HAnDS 1k, HIPE-2022 ajmc, InLegalNER, WNUT-1
 first two converted by scripts/prepare_pool.py), and its runs go to ../runs/ablations-v0.3:
 
     python scripts/ablate.py --base v0.3 baseline seed14 v02data v02data-seed14 --steps 1000
+
+``--base v0.4`` continues the shipped v0.4 (configs/builtin-minilm-v0.4.toml) for ``--steps``:
+on its own pool, or with pilener-subset-nc as a third of the examples (research only), scored
+on the v0.3 dev suite; runs go to ../runs/ablations-v0.4:
+
+    python scripts/ablate.py --base v0.4 more more-pilener --steps 1000 --ood-limit 200
 """
 
 from __future__ import annotations
@@ -97,6 +103,14 @@ BASES = {
         "drop": (),
     },
 }
+BASES["v0.4"] = {**BASES["v0.3"], "config": "builtin-minilm-v0.4.toml", "runs": "ablations-v0.4"}
+# --base v0.4: continue the shipped v0.4 for --steps, on its own pool or with Pile-NER-style
+# data a third of the examples (pilener-subset-nc, CC BY-NC: research only). Same dev suite as v0.3.
+VARIANTS_V04 = {
+    "more": {"train": {"seed": 31}},
+    "more-pilener": {"train": {"seed": 31}, "data+": [{**VARIANTS["pilener"]["data+"][0], "weight": 15.0}]},
+}
+
 VARIANTS_V03 = {
     "baseline": {},
     "seed14": {"train": {"seed": 14}},
@@ -222,7 +236,10 @@ def main() -> int:
     global RUNS, BASE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
-        "variants", nargs="*", choices=[[], *VARIANTS, *VARIANTS_V03], help="variants to run, in order"
+        "variants",
+        nargs="*",
+        choices=[[], *VARIANTS, *VARIANTS_V03, *VARIANTS_V04],
+        help="variants to run, in order",
     )
     ap.add_argument("--base", choices=list(BASES), default="v0.2", help="the recipe the variants change")
     ap.add_argument("--steps", type=int, default=1500)
@@ -231,9 +248,9 @@ def main() -> int:
     args = ap.parse_args()
     BASE = BASES[args.base]
     RUNS = ROOT.parent / "runs" / BASE["runs"]
-    if args.base == "v0.3":
+    if args.base in ("v0.3", "v0.4"):
         VARIANTS.clear()
-        VARIANTS.update(VARIANTS_V03)
+        VARIANTS.update(VARIANTS_V03 if args.base == "v0.3" else VARIANTS_V04)
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         sys.exit(f"no variant {', '.join(unknown)} for --base {args.base}; choose from {', '.join(VARIANTS)}")
