@@ -132,6 +132,21 @@ def test_threads_reach_onnx_runtime():
 
 
 @pytest.mark.light
+def test_spinning_threads_are_opt_in(monkeypatch):
+    spinning = lambda m: m.runner.session.get_session_options().get_session_config_entry(  # noqa: E731
+        "session.intra_op.allow_spinning"
+    )
+    monkeypatch.delenv("ANYNER_ONNX_SPIN", raising=False)
+    assert spinning(AnyNER.from_pretrained(backend="onnx", threads=1)) == "0"
+    monkeypatch.setenv("ANYNER_ONNX_SPIN", "1")
+    spin = AnyNER.from_pretrained(backend="onnx", threads=1)
+    assert spinning(spin) == "1" and spin.predict(SENTENCES[0], ["person"])
+    monkeypatch.setenv("ANYNER_ONNX_SPIN", "yes")
+    with pytest.raises(ValueError, match=r"ANYNER_ONNX_SPIN='yes': give 1 \(spinning threads\) or 0"):
+        AnyNER.from_pretrained(backend="onnx", threads=1)
+
+
+@pytest.mark.light
 def test_the_spacy_component_runs_light():
     spacy = pytest.importorskip("spacy", reason="the spacy extra is not installed")
     nlp = spacy.blank("en")
