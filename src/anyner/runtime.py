@@ -177,8 +177,9 @@ def _session(path: str | Path, threads: int | None) -> Any:
     options.inter_op_num_threads = 1
     # Idle threads sleep instead of spinning by default: on a shared or busy CPU spinning
     # burns cores that other work needs (measured on a 2-core machine running three other jobs:
-    # 0.5x-0.8x the words/s). On a machine left to anyner, spinning threads pick up work
-    # sooner (1.14x-1.25x at batch 1, 1.04x-1.07x at batch 8): ANYNER_ONNX_SPIN=1 turns it on.
+    # 0.5x-0.8x the words/s). On a machine left to anyner they can pick up work sooner (the
+    # built-in model at batch 1: 1.14x-1.25x; but a BiLSTM checkpoint: 0.66x-0.75x), so it is
+    # opt-in: ANYNER_ONNX_SPIN=1 (docs/onnx.md).
     spin = os.environ.get(SPIN_ENV, "0").strip()
     if spin not in ("0", "1", ""):
         raise ValueError(
