@@ -109,6 +109,11 @@ BASES["v0.4"] = {**BASES["v0.3"], "config": "builtin-minilm-v0.4.toml", "runs": 
 VARIANTS_V04 = {
     "more": {"train": {"seed": 31}},
     "more-pilener": {"train": {"seed": 31}, "data+": [{**VARIANTS["pilener"]["data+"][0], "weight": 15.0}]},
+    "more-seed32": {"train": {"seed": 32}},
+    "more-pilener-seed32": {
+        "train": {"seed": 32},
+        "data+": [{**VARIANTS["pilener"]["data+"][0], "weight": 15.0}],
+    },
 }
 
 VARIANTS_V03 = {
