@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -33,10 +34,9 @@ CASES = [(w, n, b) for b in (1, 8) for w in (40, 200) for n in (5, 25)]  # words
 
 def load(graph: Path, threads: int, spin: bool = False):
     """An AnyNER model on the ONNX backend running ``graph``."""
-    import onnxruntime as ort
-
     from anyner import AnyNER
     from anyner.builtin import builtin_model_path
+    from anyner.runtime import SPIN_ENV
 
     folder = graph.parent
     if not (folder / "gliner_config.json").is_file():
@@ -45,17 +45,9 @@ def load(graph: Path, threads: int, spin: bool = False):
             if f.is_file() and f.suffix != ".onnx" and f.name != "model.safetensors":
                 shutil.copy(f, folder / f.name)
         shutil.copy(graph, folder / graph.name)
-    model = AnyNER.from_pretrained(folder, backend="onnx", onnx_file=graph.name, threads=threads)
-    if spin:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-        model.runner.session = ort.InferenceSession(
-            str(folder / graph.name), options, providers=["CPUExecutionProvider"]
-        )
-    return model
+    # anyner's own session set-up, with spinning threads through its switch (anyner.runtime)
+    with mock.patch.dict(os.environ, {SPIN_ENV: "1" if spin else "0"}):
+        return AnyNER.from_pretrained(folder, backend="onnx", onnx_file=graph.name, threads=threads)
 
 
 def main() -> None:
