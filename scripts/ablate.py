@@ -22,6 +22,18 @@ on its own pool, or with pilener-subset-nc as a third of the examples (research 
 on the v0.3 dev suite; runs go to ../runs/ablations-v0.4:
 
     python scripts/ablate.py --base v0.4 more more-pilener --steps 1000 --ood-limit 200
+
+Label descriptions: ``more-pilener-desc`` is ``more-pilener`` with each type that SLIMER
+defines (pilener-subset-nc's all_423_NE_definitions.json) prompted by its definition half the
+time, through ``rename_labels``.
+
+``--base cycle2`` runs v0.4's second cycle again from v0.3 as shipped (read from the git
+history) with one change; ``pilener-nc`` is the research model (CC BY-NC data, never shipped),
+``v04-seed18`` v0.4 with another seed. Both are scored on the dev suite and the whole OOD
+benchmark; runs go to ../runs/research-cycle2:
+
+    python scripts/ablate.py --base cycle2 pilener-nc --steps 7000 --ood-limit 0
+    python scripts/ablate.py --base cycle2 v04-seed18 --steps 7000 --ood-limit 0
 """
 
 from __future__ import annotations
@@ -104,16 +116,34 @@ BASES = {
     },
 }
 BASES["v0.4"] = {**BASES["v0.3"], "config": "builtin-minilm-v0.4.toml", "runs": "ablations-v0.4"}
+BASES["cycle2"] = {**BASES["v0.3"], "config": "builtin-minilm-v0.4.toml", "runs": "research-cycle2"}
 # --base v0.4: continue the shipped v0.4 for --steps, on its own pool or with Pile-NER-style
 # data a third of the examples (pilener-subset-nc, CC BY-NC: research only). Same dev suite as v0.3.
+PILENER_THIRD = [{**VARIANTS["pilener"]["data+"][0], "weight": 15.0}]  # weight 15 against the pool's 30
+# SLIMER's definitions of pilener-subset-nc's types (CC BY-NC as the set), as other names of
+# the types: with rename_labels 0.5, each prompted label that has one shows it half the time
+DEFINITIONS = DATA / "pilener-subset-nc" / "all_423_NE_definitions.json"
+DEFINED_NAMES = POOL / "pilener_definitions.json"  # written by definitions_file()
+DESCRIBED = {"rename_labels": 0.5, "label_names": str(DEFINED_NAMES)}
 VARIANTS_V04 = {
     "more": {"train": {"seed": 31}},
-    "more-pilener": {"train": {"seed": 31}, "data+": [{**VARIANTS["pilener"]["data+"][0], "weight": 15.0}]},
+    "more-pilener": {"train": {"seed": 31}, "data+": PILENER_THIRD},
     "more-seed32": {"train": {"seed": 32}},
-    "more-pilener-seed32": {
-        "train": {"seed": 32},
-        "data+": [{**VARIANTS["pilener"]["data+"][0], "weight": 15.0}],
-    },
+    "more-pilener-seed32": {"train": {"seed": 32}, "data+": PILENER_THIRD},
+    # label descriptions: the same pilener runs, each defined type shown by its definition half the time
+    "more-pilener-desc": {"train": {"seed": 31, **DESCRIBED}, "data+": PILENER_THIRD},
+    "more-pilener-desc-seed32": {"train": {"seed": 32, **DESCRIBED}, "data+": PILENER_THIRD},
+}
+
+# --base cycle2: v0.4's second cycle (configs/builtin-minilm-v0.4.toml, its seed and steps) run
+# again from v0.3 as shipped, with one change. "pilener-nc" adds pilener-subset-nc as a third of
+# the examples: the research model (CC BY-NC data: never shipped), against v0.4 itself.
+V03_COMMIT = "f06f01a"  # the last commit whose built-in model is v0.3
+V03 = ROOT.parent / "runs" / "v0.3-shipped"
+VARIANTS_CYCLE2 = {
+    "pilener-nc": {"model": {"init_from": str(V03)}, "data+": PILENER_THIRD},
+    # v0.4 itself with another seed (v0.4 is seed 17): the spread between two full cycles
+    "v04-seed18": {"model": {"init_from": str(V03)}, "train": {"seed": 18}},
 }
 
 VARIANTS_V03 = {
@@ -164,6 +194,44 @@ def make_dev(limit: int = 300, seed: int = 0) -> list[Path]:
         (folder / "test.json").write_text(json.dumps(records, ensure_ascii=False))
         (folder / "labels.json").write_text(json.dumps(sorted(labels)))
     return folders
+
+
+def definitions_file() -> Path:
+    """Write SLIMER's one-sentence definition of each pilener-subset-nc type as its other name."""
+    if DEFINED_NAMES.exists():
+        return DEFINED_NAMES
+    import re
+
+    table = {}
+    for name, entry in json.loads(DEFINITIONS.read_text(encoding="utf-8")).items():
+        # the answers are JSON-like text, some with invalid escapes: read the one field directly
+        found = re.search(r'"Definition":\s*"(.*?)",\s*"Guidelines"', entry.get("gpt_answer", ""), re.S)
+        if found and found.group(1).strip():
+            table[name] = [found.group(1).replace('\\"', '"').strip()]
+    tmp = DEFINED_NAMES.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"synonyms": table}, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.replace(DEFINED_NAMES)
+    print(f"{len(table)} definitions written to {DEFINED_NAMES}", flush=True)
+    return DEFINED_NAMES
+
+
+def v03_folder() -> Path:
+    """v0.3 as shipped, from the repository's history (the start of v0.4's second cycle)."""
+    import subprocess
+
+    files = ("gliner_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+    if all((V03 / f).exists() for f in files):
+        return V03
+    V03.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        blob = f"{V03_COMMIT}:src/anyner/resources/builtin/{f}"
+        try:
+            data = subprocess.run(["git", "show", blob], cwd=ROOT, capture_output=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError) as e:
+            sys.exit(f"cannot read {blob} (a git clone with its history is needed): {e}")
+        (V03 / (f + ".tmp")).write_bytes(data)
+        (V03 / (f + ".tmp")).replace(V03 / f)
+    return V03
 
 
 def variant_config(name: str, steps: int):
@@ -243,7 +311,7 @@ def main() -> int:
     ap.add_argument(
         "variants",
         nargs="*",
-        choices=[[], *VARIANTS, *VARIANTS_V03, *VARIANTS_V04],
+        choices=[[], *VARIANTS, *VARIANTS_V03, *VARIANTS_V04, *VARIANTS_CYCLE2],
         help="variants to run, in order",
     )
     ap.add_argument("--base", choices=list(BASES), default="v0.2", help="the recipe the variants change")
@@ -253,14 +321,18 @@ def main() -> int:
     args = ap.parse_args()
     BASE = BASES[args.base]
     RUNS = ROOT.parent / "runs" / BASE["runs"]
-    if args.base in ("v0.3", "v0.4"):
+    if args.base != "v0.2":
         VARIANTS.clear()
-        VARIANTS.update(VARIANTS_V03 if args.base == "v0.3" else VARIANTS_V04)
+        VARIANTS.update({"v0.3": VARIANTS_V03, "v0.4": VARIANTS_V04, "cycle2": VARIANTS_CYCLE2}[args.base])
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         sys.exit(f"no variant {', '.join(unknown)} for --base {args.base}; choose from {', '.join(VARIANTS)}")
     if not DATA.exists():
         sys.exit(f"{DATA} is absent: the ablations need the shared training data")
+    if any(VARIANTS[v].get("train", {}).get("label_names") == str(DEFINED_NAMES) for v in args.variants):
+        definitions_file()
+    if args.base == "cycle2" and args.variants:
+        v03_folder()
     dev = make_dev()
     for name in args.variants:
         print(json.dumps(run(name, args.steps, dev, args.ood_limit)), flush=True)
