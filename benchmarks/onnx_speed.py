@@ -137,19 +137,14 @@ def worker(runtime: str, folder: str, ref_dir: str, ours_dir: str, reps: int) ->
 
 
 def session(path: Path, threads: int, spin: bool = False, profile_prefix: str | None = None):
-    """An ONNX Runtime session set up as anyner's (``anyner.runtime``), with spinning threads or a
-    profile on request."""
-    import onnxruntime as ort
+    """anyner's own ONNX Runtime session (``anyner.runtime._session``), with spinning threads
+    (through ``ANYNER_ONNX_SPIN``) or a profile on request."""
+    from unittest import mock
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    if profile_prefix:
-        options.enable_profiling = True
-        options.profile_file_prefix = profile_prefix
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    from anyner.runtime import SPIN_ENV, _session
+
+    with mock.patch.dict(os.environ, {SPIN_ENV: "1" if spin else "0"}):
+        return _session(path, threads, profile_prefix=profile_prefix)
 
 
 def profile(model, path: Path, threads: int) -> dict:

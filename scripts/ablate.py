@@ -123,7 +123,7 @@ PILENER_THIRD = [{**VARIANTS["pilener"]["data+"][0], "weight": 15.0}]  # weight 
 # SLIMER's definitions of pilener-subset-nc's types (CC BY-NC as the set), as other names of
 # the types: with rename_labels 0.5, each prompted label that has one shows it half the time
 DEFINITIONS = DATA / "pilener-subset-nc" / "all_423_NE_definitions.json"
-DEFINED_NAMES = POOL / "pilener_definitions.json"  # written by definitions_file()
+DEFINED_NAMES = POOL / "pilener-subset-nc_definitions.json"  # written by definitions_file()
 DESCRIBED = {"rename_labels": 0.5, "label_names": str(DEFINED_NAMES)}
 VARIANTS_V04 = {
     "more": {"train": {"seed": 31}},
@@ -289,6 +289,44 @@ def run(name: str, steps: int, dev: list[Path], ood_limit: int) -> dict:
     return result
 
 
+NON_COMMERCIAL = ("pilener-subset-nc", "research-unclear-license")
+
+
+def label_research_model(name: str, result: dict) -> Path | None:
+    """Write a model card that marks a variant trained on non-commercial data as research only."""
+    sources = [d["path"] for d in VARIANTS[name].get("data+", [])]
+    sources += [VARIANTS[name].get("train", {}).get("label_names") or ""]
+    restricted = [s for s in sources if any(n in s for n in NON_COMMERCIAL)]
+    folder = RUNS / name / "model"
+    if not restricted or not folder.is_dir():
+        return None
+    rows = "\n".join(f"| {k} | {v} |" for k, v in {**result["dev_f1"], **result["ood_f1"]}.items())
+    ood = (
+        "whole test sets" if not result.get("ood_limit") else f"first {result['ood_limit']} sentences per set"
+    )
+    card = f"""# anyner research model `{BASE["runs"]}/{name}`: NON-COMMERCIAL, research only
+
+Trained on data licensed for non-commercial use only (CC BY-NC 4.0):
+{chr(10).join("- " + (s[s.find("shared/") :] if "shared/" in s else s) for s in restricted)}
+
+Do not use it commercially and do not ship it: it exists to measure what that data buys. It
+is never the built-in model, which is trained on permissively licensed data only.
+
+Recipe: `python scripts/ablate.py --base {[k for k, v in BASES.items() if v is BASE][0]} {name} --steps {result["steps"]}`
+(configs/{BASE["config"]} with this change: `{json.dumps(VARIANTS[name])}`).
+
+F1 at threshold 0.5 (dev: the zero-shot dev suite; OOD: {ood}):
+
+| set | F1 |
+|---|---|
+{rows}
+| dev average | {result["average_f1"]} |
+| OOD average | {result["ood_average_f1"]} |
+"""
+    (folder / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    return folder / "MODEL_CARD.md"
+
+
 def report() -> None:
     rows = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*/result.json"))]
     if not rows:
@@ -335,7 +373,11 @@ def main() -> int:
         v03_folder()
     dev = make_dev()
     for name in args.variants:
-        print(json.dumps(run(name, args.steps, dev, args.ood_limit)), flush=True)
+        result = run(name, args.steps, dev, args.ood_limit)
+        print(json.dumps(result), flush=True)
+        card = label_research_model(name, result)
+        if card:
+            print(f"non-commercial research model: card written to {card}", flush=True)
     if args.report or args.variants:
         report()
     return 0

@@ -147,6 +147,23 @@ def test_spinning_threads_are_opt_in(monkeypatch):
 
 
 @pytest.mark.light
+def test_a_profiled_session_writes_its_profile(tmp_path):
+    """The benchmarks' profiled session is anyner's own: same options, plus ONNX Runtime's profile."""
+    from anyner.runtime import _session
+
+    model = AnyNER.from_pretrained(backend="onnx", threads=1)
+    plain = model.runner.session
+    profiled = _session(model.runner.path, 1, profile_prefix=str(tmp_path / "case"))
+    assert not plain.get_session_options().enable_profiling
+    assert profiled.get_session_options().enable_profiling
+    model.runner.session = profiled
+    assert model.predict(SENTENCES[0], ["person"])
+    written = Path(profiled.end_profiling())
+    assert written.name.startswith("case") and written.resolve().parent == tmp_path.resolve()
+    assert any(e.get("cat") == "Node" for e in json.loads(written.read_text()))
+
+
+@pytest.mark.light
 def test_the_spacy_component_runs_light():
     spacy = pytest.importorskip("spacy", reason="the spacy extra is not installed")
     nlp = spacy.blank("en")

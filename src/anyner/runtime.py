@@ -169,7 +169,9 @@ def labels_onnx_file(text_graph: str | Path) -> Path:
     return labels
 
 
-def _session(path: str | Path, threads: int | None) -> Any:
+def _session(path: str | Path, threads: int | None, profile_prefix: str | None = None) -> Any:
+    """anyner's ONNX Runtime session for ``path``; ``profile_prefix``: write ONNX Runtime's
+    per-node profile there (``session.end_profiling()`` returns its file), for benchmarks."""
     ort = require_module("onnxruntime")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -186,6 +188,9 @@ def _session(path: str | Path, threads: int | None) -> Any:
             f"{SPIN_ENV}={spin!r}: give 1 (spinning threads) or 0 (sleeping threads, the default)"
         )
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin == "1" else "0")
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile_prefix)
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # a truncated or foreign file: ORT's own exception types vary
