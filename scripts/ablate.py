@@ -25,7 +25,8 @@ on the v0.3 dev suite; runs go to ../runs/ablations-v0.4:
 
 Label descriptions: ``more-pilener-desc`` is ``more-pilener`` with each type that SLIMER
 defines (pilener-subset-nc's all_423_NE_definitions.json) prompted by its definition half the
-time, through ``rename_labels``.
+time, through ``rename_labels``. Coarse and fine names: ``more-coarse`` prompts a fine gold type
+by its broader name (label_synonyms.json) half the time, where that is safe.
 
 ``--base cycle2`` runs v0.4's second cycle again from v0.3 as shipped (read from the git
 history) with one change; ``pilener-nc`` is the research model (CC BY-NC data, never shipped),
@@ -125,6 +126,12 @@ PILENER_THIRD = [{**VARIANTS["pilener"]["data+"][0], "weight": 15.0}]  # weight 
 DEFINITIONS = DATA / "pilener-subset-nc" / "all_423_NE_definitions.json"
 DEFINED_NAMES = POOL / "pilener-subset-nc_definitions.json"  # written by definitions_file()
 DESCRIBED = {"rename_labels": 0.5, "label_names": str(DEFINED_NAMES)}
+# coarse and fine names: the packaged label_synonyms.json's broader names only (no synonyms), so
+# that a fine gold type ("politician") is prompted by its coarse name ("person") half the time,
+# where no other gold type of the example falls under it, and never in a corpus that annotates
+# only its own types (Few-NERD's files)
+BROADER_NAMES = POOL / "broader_names.json"  # written by broader_file()
+COARSE = {"rename_labels": 0.5, "label_names": str(BROADER_NAMES)}
 VARIANTS_V04 = {
     "more": {"train": {"seed": 31}},
     "more-pilener": {"train": {"seed": 31}, "data+": PILENER_THIRD},
@@ -133,6 +140,8 @@ VARIANTS_V04 = {
     # label descriptions: the same pilener runs, each defined type shown by its definition half the time
     "more-pilener-desc": {"train": {"seed": 31, **DESCRIBED}, "data+": PILENER_THIRD},
     "more-pilener-desc-seed32": {"train": {"seed": 32, **DESCRIBED}, "data+": PILENER_THIRD},
+    "more-coarse": {"train": {"seed": 31, **COARSE}},
+    "more-coarse-seed32": {"train": {"seed": 32, **COARSE}},
 }
 
 # --base cycle2: v0.4's second cycle (configs/builtin-minilm-v0.4.toml, its seed and steps) run
@@ -213,6 +222,17 @@ def definitions_file() -> Path:
     tmp.replace(DEFINED_NAMES)
     print(f"{len(table)} definitions written to {DEFINED_NAMES}", flush=True)
     return DEFINED_NAMES
+
+
+def broader_file() -> Path:
+    """Write the packaged label names' broader table alone (a names file without synonyms)."""
+    from importlib import resources
+
+    raw = json.loads(resources.files("anyner.resources").joinpath("label_synonyms.json").read_text("utf-8"))
+    tmp = BROADER_NAMES.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"broader": raw["broader"]}, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.replace(BROADER_NAMES)
+    return BROADER_NAMES
 
 
 def v03_folder() -> Path:
@@ -367,8 +387,11 @@ def main() -> int:
         sys.exit(f"no variant {', '.join(unknown)} for --base {args.base}; choose from {', '.join(VARIANTS)}")
     if not DATA.exists():
         sys.exit(f"{DATA} is absent: the ablations need the shared training data")
-    if any(VARIANTS[v].get("train", {}).get("label_names") == str(DEFINED_NAMES) for v in args.variants):
+    names_files = {VARIANTS[v].get("train", {}).get("label_names") for v in args.variants}
+    if str(DEFINED_NAMES) in names_files:
         definitions_file()
+    if str(BROADER_NAMES) in names_files:
+        broader_file()
     if args.base == "cycle2" and args.variants:
         v03_folder()
     dev = make_dev()

@@ -100,3 +100,30 @@ def test_a_corpus_with_own_negatives_draws_them_only_from_its_labels(tmp_path, t
 
     with pytest.raises(ValueError, match="negatives must be 'pool' or 'own'"):
         config_from_dict({"data": [{"path": "x.jsonl", "negatives": "mine"}]})
+
+
+def test_a_corpus_with_own_negatives_never_takes_broader_names(tmp_path, tiny_bert_dir):
+    """Few-NERD's split files leave the other files' persons unlabelled: calling their
+    politicians "person" would teach those persons as negatives. Synonyms stay allowed."""
+    from anyner.train.sampling import Corpus, Mix
+    from anyner.types import Example, Span
+
+    def corpus(name, negatives):
+        examples = [Example(words=[name, "x"], spans=[Span(0, 1, "politician")])]
+        return Corpus(name, examples, 1.0, negatives=negatives)
+
+    names = tmp_path / "names.json"
+    names.write_text(
+        json.dumps({"synonyms": {"politician": ["statesman"]}, "broader": {"politician": ["person"]}})
+    )
+    settings = tiny_train_config(
+        tmp_path, tiny_bert_dir, rename_labels=1.0, neg_ratio=0.0, drop_labels=0.0
+    ).train
+    settings.label_names = str(names)
+    mix = Mix([corpus("own", "own"), corpus("pool", "pool")], settings, 4)
+    shown = {"own": set(), "pool": set()}
+    for step in range(60):
+        item = mix.item(0, step, 0)
+        shown[item.words[0]].update(item.labels)
+    assert shown["own"] == {"statesman"}
+    assert shown["pool"] == {"statesman", "person"}

@@ -101,15 +101,17 @@ class LabelNames:
             tables[key] = table
         return cls(**tables)
 
-    def choices(self, label: str, gold: set[str], positive: bool) -> list[str]:
+    def choices(self, label: str, gold: set[str], positive: bool, broader: bool = True) -> list[str]:
         """The names ``label`` may take in a prompt for an example whose gold labels are ``gold``.
 
         A broader name is offered only for a gold label, and only when no other gold
         label of the example falls under it (else those spans would be wrong negatives).
+        ``broader=False`` offers none: for a corpus that annotates only some types, where
+        entities of the other types under the broader name are left unlabelled.
         A negative label never takes a name that is one of the gold labels.
         """
         names = [n for n in self.synonyms.get(label, []) if n not in gold]
-        if positive:
+        if positive and broader:
             for coarse in self.broader.get(label, []):
                 if not any(g != label and (g == coarse or coarse in self.broader.get(g, [])) for g in gold):
                     names.append(coarse)
@@ -184,7 +186,9 @@ class Mix:
         words, spans = ex.words, [(sp.start, sp.end, sp.label) for sp in ex.spans]
         positives = sorted({lab for _, _, lab in spans})
         labels = prompt_names(positives, pool, rng, s, s.max_types)
-        shown = self._rename(labels, set(positives), rng) if self.names is not None else labels
+        # a corpus with its own negatives annotates only its own types: no broader names there
+        own = pool is not self.pool
+        shown = self._rename(labels, set(positives), rng, not own) if self.names is not None else labels
         index = {lab: j for j, lab in enumerate(labels)}
         kept = []
         for x, y, lab in spans:
@@ -195,13 +199,15 @@ class Mix:
                 kept.append((x, y, index[lab]))
         return TrainItem(list(words), shown, kept)
 
-    def _rename(self, labels: list[str], gold: set[str], rng: np.random.Generator) -> list[str]:
+    def _rename(
+        self, labels: list[str], gold: set[str], rng: np.random.Generator, broader: bool = True
+    ) -> list[str]:
         """Give each label, with probability ``rename_labels``, another of its names (no repeats)."""
         shown = list(labels)
         for i, label in enumerate(labels):
             if rng.random() >= self.settings.rename_labels:
                 continue
-            options = [n for n in self.names.choices(label, gold, label in gold) if n not in shown]
+            options = [n for n in self.names.choices(label, gold, label in gold, broader) if n not in shown]
             if options:
                 shown[i] = options[int(rng.integers(len(options)))]
         return shown
