@@ -353,13 +353,14 @@ def report() -> None:
         print("no finished variant under", RUNS)
         return
     names = list(rows[0]["dev_f1"])
-    head = f"{'variant':14}" + "".join(f"{n[:13]:>14}" for n in names)
+    w = max(14, *(len(r["variant"]) + 1 for r in rows))
+    head = f"{'variant':{w}}" + "".join(f"{n[:13]:>14}" for n in names)
     print(head + f"{'dev avg':>10}{'OOD avg':>10}{'steps':>7}")
     for r in rows:
         cells = "".join(f"{r['dev_f1'][n]:>14.1f}" for n in names)
         ood = r.get("ood_average_f1")
         ood = f"{ood:>10.1f}" if ood is not None else f"{'-':>10}"
-        print(f"{r['variant']:14}{cells}{r['average_f1']:>10.1f}{ood}{r['steps']:>7}")
+        print(f"{r['variant']:{w}}{cells}{r['average_f1']:>10.1f}{ood}{r['steps']:>7}")
     print("dev: zero-shot on held-out training corpora; OOD: first N sentences of each OOD test set")
 
 
