@@ -181,13 +181,13 @@ class Mix:
     def prompt(self, ex: Example, rng: np.random.Generator, pool: list[str] | None = None) -> TrainItem:
         """Prompt ``ex``: its gold labels and negatives drawn from ``pool`` (default: every label)."""
         s = self.settings
+        # a corpus with its own negatives annotates only its own types: no broader names there
+        own = pool is not None
         pool = self.pool if pool is None else pool
         # A long record is windowed later, by the featurizer, as prediction windows it.
         words, spans = ex.words, [(sp.start, sp.end, sp.label) for sp in ex.spans]
         positives = sorted({lab for _, _, lab in spans})
         labels = prompt_names(positives, pool, rng, s, s.max_types)
-        # a corpus with its own negatives annotates only its own types: no broader names there
-        own = pool is not self.pool
         shown = self._rename(labels, set(positives), rng, not own) if self.names is not None else labels
         index = {lab: j for j, lab in enumerate(labels)}
         kept = []
