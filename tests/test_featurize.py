@@ -144,3 +144,14 @@ def test_the_trainer_reports_dropped_spans(tmp_path, tiny_bert_dir):
     assert dropped["too_wide"] >= 1  # the six-word span is wider than max_width 4, and counted
     assert dropped["in_no_window"] == 0
     assert trainer.spans_dropped == dropped
+
+    # a run stopped and resumed counts what the uninterrupted one does, and its clock goes on
+    config.output.dir = str(tmp_path / "resumed")
+    config.output.save_every = 3
+    Trainer(config, progress=False, log=lambda m: None).fit(until_step=3)
+    resumed = Trainer(config, progress=False, log=lambda m: None)
+    resumed.fit(resume=True)
+    again = [json.loads(x) for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in again] == [3, 6]
+    assert again[-1]["spans_dropped"] == dropped
+    assert again[-1]["elapsed_s"] > again[0]["elapsed_s"]

@@ -189,3 +189,22 @@ def test_a_relation_model_starts_from_a_span_model(tmp_path, tiny_bert_dir):
     assert len(ents) > 0 and all(r.label in RELEX_RELATIONS for r in rels)
     with pytest.raises(ValueError, match="starts from a span model"):
         relex_from_span_model(relex, "dot")
+
+
+def test_a_relation_run_counts_the_wide_spans_of_its_entity_records(tmp_path, tiny_bert_dir):
+    """Entity records mixed into a relation run are drawn by their own sampler: the spans too wide
+    for ``max_width`` that it meets are counted in ``spans_dropped`` with the relation records' own."""
+    from anyner.train.config import DataSource
+
+    entities = tmp_path / "entities.jsonl"
+    words = "the long name of one single place lies here".split()
+    entities.write_text(json.dumps({"tokenized_text": words, "ner": [[1, 6, "place"]]}) + "\n")
+    cfg = relex_train_config(tmp_path, tiny_bert_dir, steps=1)
+    cfg.data.append(DataSource(str(entities), weight=1000.0))  # nearly every draw an entity record
+    trainer = Trainer(cfg, progress=False, log=lambda m: None)
+    assert trainer.spans_dropped == {"too_wide": 0, "in_no_window": 0}
+    for j in range(6):
+        trainer.mix.item(0, 0, j)
+    wide = trainer.mix.entity_mix.long_spans  # the entity sampler's own count
+    assert wide > 0 and trainer.mix.long_spans == 0  # the relation records have no wide span
+    assert trainer.spans_dropped == {"too_wide": wide, "in_no_window": 0}

@@ -220,6 +220,9 @@ class Trainer:
                 )
             self.mix = Mix(load_corpora(config.data, t.seed, log), t, getattr(cfg, row.max_span_words))
         self.spans_lost = 0  # gold spans in no window of their record (since this process started)
+        # what the checkpoint this run resumed from had counted: seconds trained, spans dropped
+        self.before: dict = {"elapsed_s": 0.0, "spans_dropped": {"too_wide": 0, "in_no_window": 0}}
+        self._started: float | None = None  # when this process's fit() began
 
     def batch(self, items: list[TrainItem]):
         """The network's inputs and the targets for ``items``, through the prediction featurizer."""
@@ -234,8 +237,22 @@ class Trainer:
 
     @property
     def spans_dropped(self) -> dict[str, int]:
-        """Gold spans sampled that could not be trained on, by reason (since this process started)."""
-        return {"too_wide": self.mix.long_spans, "in_no_window": self.spans_lost}
+        """Gold spans sampled that could not be trained on, by reason, over the whole run (resumes included)."""
+        wide = self.mix.long_spans
+        entity_mix = getattr(self.mix, "entity_mix", None)  # a relation run's entity records
+        if entity_mix is not None:
+            wide += entity_mix.long_spans
+        before = self.before["spans_dropped"]
+        return {
+            "too_wide": before["too_wide"] + wide,
+            "in_no_window": before["in_no_window"] + self.spans_lost,
+        }
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds spent in fit() over the whole run, resumes included."""
+        now = time.time() - self._started if self._started is not None else 0.0
+        return self.before["elapsed_s"] + now
 
     def loss(self, items: list[TrainItem]) -> torch.Tensor:
         """The training loss of one micro-batch of items (the network in its current mode)."""
@@ -313,6 +330,7 @@ class Trainer:
         self.net.train()
         use_fast_dropout(self.net)  # same rates, cheaper masks on CPU; undone below
         start, seen, window_loss, window_n = time.time(), 0, 0.0, 0
+        self._started = start
         stop = t.steps if until_step is None else min(until_step, t.steps)
         try:
             while self.step < stop:
@@ -343,7 +361,7 @@ class Trainer:
                 if self.step % o.log_every == 0 or self.step == t.steps:
                     lrs = self.scheduler.get_last_lr()
                     record = {"step": self.step, "loss": window_loss / window_n, "lr_encoder": lrs[0], "lr_others": lrs[1],
-                              "examples_per_s": rate, "elapsed_s": time.time() - start,
+                              "examples_per_s": rate, "elapsed_s": self.elapsed_s,
                               "spans_dropped": self.spans_dropped}  # fmt: skip
                     metrics.write(json.dumps(record) + "\n")
                     metrics.flush()
@@ -471,6 +489,8 @@ class Trainer:
             if self.ema
             else None,
             "ema": self.ema,
+            "elapsed_s": self.elapsed_s,
+            "spans_dropped": self.spans_dropped,
         }
         torch.save(state, tmp / STATE_NAME)
         _fsync_tree(tmp)
@@ -542,6 +562,11 @@ class Trainer:
         if self.ema is not None and state.get("ema") is not None:
             self.ema = state["ema"]
         self.step = int(state["step"])
+        dropped = state.get("spans_dropped") or {}  # absent in checkpoints of older versions
+        self.before = {
+            "elapsed_s": float(state.get("elapsed_s", 0.0)),
+            "spans_dropped": {k: int(dropped.get(k, 0)) for k in ("too_wide", "in_no_window")},
+        }
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool | None = None) -> AnyNER:
