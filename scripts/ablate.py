@@ -324,6 +324,8 @@ def label_research_model(name: str, result: dict) -> Path | None:
     ood = (
         "whole test sets" if not result.get("ood_limit") else f"first {result['ood_limit']} sentences per set"
     )
+    # where it started, in words that hold on any machine
+    change = json.dumps(VARIANTS[name]).replace(str(V03), f"v0.3 as shipped (commit {V03_COMMIT})")
     card = f"""# anyner research model `{BASE["runs"]}/{name}`: NON-COMMERCIAL, research only
 
 Trained on data licensed for non-commercial use only (CC BY-NC 4.0):
@@ -333,7 +335,7 @@ Do not use it commercially and do not ship it: it exists to measure what that da
 is never the built-in model, which is trained on permissively licensed data only.
 
 Recipe: `python scripts/ablate.py --base {[k for k, v in BASES.items() if v is BASE][0]} {name} --steps {result["steps"]}`
-(configs/{BASE["config"]} with this change: `{json.dumps(VARIANTS[name])}`).
+(configs/{BASE["config"]} with this change: `{change}`).
 
 F1 at threshold 0.5 (dev: the zero-shot dev suite; OOD: {ood}):
 
