@@ -220,8 +220,9 @@ class Trainer:
                 )
             self.mix = Mix(load_corpora(config.data, t.seed, log), t, getattr(cfg, row.max_span_words))
         self.spans_lost = 0  # gold spans in no window of their record (since this process started)
-        # what the checkpoint this run resumed from had counted: seconds trained, spans dropped
-        self.before: dict = {"elapsed_s": 0.0, "spans_dropped": {"too_wide": 0, "in_no_window": 0}}
+        # what the checkpoint this run resumed from had counted
+        self.elapsed_before = 0.0  # seconds in fit()
+        self.dropped_before = {"too_wide": 0, "in_no_window": 0}  # spans_dropped
         self._started: float | None = None  # when this process's fit() began
 
     def batch(self, items: list[TrainItem]):
@@ -238,13 +239,9 @@ class Trainer:
     @property
     def spans_dropped(self) -> dict[str, int]:
         """Gold spans sampled that could not be trained on, by reason, over the whole run (resumes included)."""
-        wide = self.mix.long_spans
-        entity_mix = getattr(self.mix, "entity_mix", None)  # a relation run's entity records
-        if entity_mix is not None:
-            wide += entity_mix.long_spans
-        before = self.before["spans_dropped"]
+        before = self.dropped_before
         return {
-            "too_wide": before["too_wide"] + wide,
+            "too_wide": before["too_wide"] + self.mix.long_spans,
             "in_no_window": before["in_no_window"] + self.spans_lost,
         }
 
@@ -252,7 +249,7 @@ class Trainer:
     def elapsed_s(self) -> float:
         """Seconds spent in fit() over the whole run, resumes included."""
         now = time.time() - self._started if self._started is not None else 0.0
-        return self.before["elapsed_s"] + now
+        return self.elapsed_before + now
 
     def loss(self, items: list[TrainItem]) -> torch.Tensor:
         """The training loss of one micro-batch of items (the network in its current mode)."""
@@ -563,10 +560,8 @@ class Trainer:
             self.ema = state["ema"]
         self.step = int(state["step"])
         dropped = state.get("spans_dropped") or {}  # absent in checkpoints of older versions
-        self.before = {
-            "elapsed_s": float(state.get("elapsed_s", 0.0)),
-            "spans_dropped": {k: int(dropped.get(k, 0)) for k in ("too_wide", "in_no_window")},
-        }
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))
+        self.dropped_before = {k: int(dropped.get(k, 0)) for k in ("too_wide", "in_no_window")}
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool | None = None) -> AnyNER:

@@ -163,7 +163,13 @@ class RelexMix:
         if entity_mix is not None:
             labels.update({name: 1 for name in entity_mix.pool})
         self.label_pool = sorted(set(labels) - set(self.relation_pool))
-        self.long_spans = 0
+        self.relation_long_spans = 0  # wider than max_width, in the relation records
+
+    @property
+    def long_spans(self) -> int:
+        """Gold spans wider than ``max_width`` met so far, in relation and entity records alike."""
+        entity = self.entity_mix.long_spans if self.entity_mix is not None else 0
+        return self.relation_long_spans + entity
 
     def item(self, seed: int, step: int, slot: int) -> RelexItem:
         rng = np.random.default_rng([seed, step, slot])
@@ -190,7 +196,7 @@ class RelexMix:
         gold: set[tuple[int, int, str]] = set()
         for e in record.entities:
             if e.end - e.start > self.max_width:
-                self.long_spans += 1
+                self.relation_long_spans += 1
                 entity_node.append(None)
                 continue
             key = (e.start, e.end)
